@@ -1,0 +1,54 @@
+# Loupe: the single entry point. `make up` starts the whole local stack, `make test` runs
+# every test tier against real PostgreSQL, MinIO, Kafka and TorchServe started for the run.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local
+PROTOS := $(wildcard protos/loupe/v1/*.proto)
+
+.PHONY: help deps up down status logs test test-unit test-service test-e2e protos protos-check bench chart-check clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+# The venv is keyed on requirements.txt so a changed pin reinstalls.
+$(VENV)/.installed: requirements.txt
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q -r requirements.txt
+	touch $@
+
+deps: $(VENV)/.installed ## install system packages, Python deps, MinIO, Kafka jars, the model archive
+	$(VPY) -m loupe_stack install
+
+up: deps ## start the whole system (data under .loupe/), print the address and keys
+	$(VPY) -m loupe_stack up
+
+down: ## stop the local system (data is kept)
+	@test -x $(VPY) && $(VPY) -m loupe_stack down || true
+
+status: ## show each process of the local system
+	$(VPY) -m loupe_stack status
+
+logs: ## show where the logs are
+	$(VPY) -m loupe_stack logs
+
+test: deps ## the whole suite: unit, service and end-to-end tests
+	$(VPY) -m pytest -q
+
+test-unit: $(VENV)/.installed ## only the fast tests without I/O
+	$(VPY) -m pytest -q -m unit
+
+# Generated code is checked in; protos-check (run by the test suite) fails when it is stale.
+protos: $(VENV)/.installed ## regenerate Python code from protos/
+	rm -rf services/common/loupe/v1
+	mkdir -p services/common/loupe/v1
+	$(VPY) -m grpc_tools.protoc -Iprotos --python_out=services/common --pyi_out=services/common \
+		--grpc_python_out=services/common $(PROTOS)
+	touch services/common/loupe/__init__.py services/common/loupe/v1/__init__.py
+
+bench: deps ## benchmarks (not part of make test)
+	$(VPY) bench/run_all.py
+
+clean: down ## remove the local data folder (all local data!) and the venv
+	rm -rf .loupe $(VENV)

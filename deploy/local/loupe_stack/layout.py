@@ -1,0 +1,77 @@
+"""Where everything lives and which port each process listens on."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+#: Offsets from the base port. One table for every address of the local stack.
+PORT_OFFSETS = {
+    "gateway": 0,
+    "metadata": 1,
+    "storage": 2,
+    "training": 3,
+    "prediction": 4,
+    "metadata_metrics": 11,
+    "storage_metrics": 12,
+    "training_metrics": 13,
+    "prediction_metrics": 14,
+    "postgres": 20,
+    "minio": 21,
+    "minio_console": 22,
+    "kafka": 23,
+    "kafka_controller": 24,
+    "torchserve_inference": 25,
+    "torchserve_management": 26,
+    "torchserve_metrics": 27,
+}
+
+DEFAULT_BASE_PORT = 7500
+
+
+def cache_dir() -> Path:
+    """Built and downloaded things shared by every data folder (MinIO binary, Kafka jars, models)."""
+    return Path(os.environ.get("LOUPE_CACHE", Path.home() / ".cache" / "loupe"))
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    data: Path
+    base_port: int = DEFAULT_BASE_PORT
+    host: str = "127.0.0.1"
+
+    def port(self, name: str) -> int:
+        return self.base_port + PORT_OFFSETS[name]
+
+    def addr(self, name: str) -> str:
+        return f"{self.host}:{self.port(name)}"
+
+    @property
+    def run(self) -> Path:
+        return self.data / "run"
+
+    @property
+    def logs(self) -> Path:
+        return self.data / "logs"
+
+    @property
+    def supervisor_conf(self) -> Path:
+        return self.data / "supervisord.conf"
+
+    @property
+    def supervisor_sock(self) -> Path:
+        return self.run / "supervisor.sock"
+
+    @property
+    def env_file(self) -> Path:
+        return self.data / "env"
+
+    @property
+    def secrets_file(self) -> Path:
+        return self.data / "secrets.env"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.port('gateway')}"

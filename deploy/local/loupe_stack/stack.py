@@ -1,0 +1,427 @@
+"""Starts and stops the local stack under supervisord."""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import pwd
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+from loupe_stack import install
+from loupe_stack.layout import REPO, Layout, cache_dir
+
+log = logging.getLogger("loupe_stack")
+
+INFRA = ("postgres", "minio", "kafka", "torchserve")
+SERVICES = ("metadata", "storage", "training", "prediction", "gateway")
+PG_USER = "postgres"
+
+
+def _pythonpath() -> str:
+    parts = ["services/common", "services/gateway", "services/metadata", "services/storage",
+             "services/training", "services/prediction", "deploy/local"]
+    return ":".join(str(REPO / p) for p in parts)
+
+
+class Stack:
+    """One local stack: a data folder, a base port, and the processes supervisord runs."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    # ---------------------------------------------------------------- secrets and env
+    def secrets(self) -> dict[str, str]:
+        """Per-data-folder credentials, generated once and kept (never hard-coded)."""
+        path = self.layout.secrets_file
+        if path.exists():
+            return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+        values = {
+            "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
+            "MINIO_ROOT_USER": "loupe-" + secrets.token_hex(4),
+            "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
+            "KAFKA_CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+        }
+        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+        path.chmod(0o600)
+        return values
+
+    def postgres_dsn(self) -> str:
+        pw = self.secrets()["POSTGRES_PASSWORD"]
+        return f"postgresql://postgres:{pw}@{self.layout.host}:{self.layout.port('postgres')}/loupe"
+
+    def service_env(self) -> dict[str, str]:
+        """The environment every service process gets (each reads only its own variables)."""
+        L, s = self.layout, self.secrets()
+        return {
+            "PYTHONPATH": _pythonpath(),
+            "PYTHONUNBUFFERED": "1",
+            "LOUPE_LOG_LEVEL": "INFO",
+            "LOUPE_POSTGRES_DSN": self.postgres_dsn(),
+            "LOUPE_S3_ENDPOINT": L.addr("minio"),
+            "LOUPE_S3_ACCESS_KEY": s["MINIO_ROOT_USER"],
+            "LOUPE_S3_SECRET_KEY": s["MINIO_ROOT_PASSWORD"],
+            "LOUPE_S3_BUCKET": "loupe",
+            "LOUPE_S3_SECURE": "false",
+            "LOUPE_KAFKA_BOOTSTRAP": L.addr("kafka"),
+            "LOUPE_METADATA_TARGET": L.addr("metadata"),
+            "LOUPE_STORAGE_TARGET": L.addr("storage"),
+            "LOUPE_PREDICTION_TARGET": L.addr("prediction"),
+            "LOUPE_TORCHSERVE_INFERENCE_URL": f"http://{L.addr('torchserve_inference')}",
+            "LOUPE_TORCHSERVE_MANAGEMENT_URL": f"http://{L.addr('torchserve_management')}",
+            "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
+            "LOUPE_MODEL_CACHE": str(install.model_cache()),
+        }
+
+    # ---------------------------------------------------------------- first-time setup
+    def _pg_data(self) -> Path:
+        """PostgreSQL refuses to run as root; its folder must be reachable by the postgres user.
+
+        When the data folder sits under a directory the postgres user cannot enter (e.g. /root),
+        the cluster lives in /var/lib/loupe and `<data>/postgres` links to it.
+        """
+        link = self.layout.data / "postgres"
+        if link.is_symlink() or link.exists():
+            return link.resolve()
+        probe = subprocess.run(["runuser", "-u", PG_USER, "--", "test", "-x", str(self.layout.data)])
+        if probe.returncode == 0:
+            link.mkdir()
+            return link
+        target = Path("/var/lib/loupe") / uuid.uuid4().hex[:12]
+        target.mkdir(parents=True)
+        os.chmod(target.parent, 0o755)
+        link.symlink_to(target)
+        return target
+
+    def init(self) -> None:
+        L = self.layout
+        for d in (L.data, L.run, L.logs):
+            d.mkdir(parents=True, exist_ok=True)
+        os.chmod(L.data, 0o755)
+        s = self.secrets()
+        uid = pwd.getpwnam(PG_USER).pw_uid
+        pg = self._pg_data()
+        pg_run = L.data / "postgres-run"
+        pg_run.mkdir(exist_ok=True)
+        os.chown(pg_run, uid, -1)
+        if not (pg / "PG_VERSION").exists():
+            os.chown(pg, uid, -1)
+            pwfile = pg_run / "pw"
+            pwfile.write_text(s["POSTGRES_PASSWORD"] + "\n")
+            os.chown(pwfile, uid, -1)
+            subprocess.run(
+                ["runuser", "-u", PG_USER, "--", str(install.postgres_bin() / "initdb"), "-D", str(pg),
+                 "-U", "postgres", f"--pwfile={pwfile}", "-A", "scram-sha-256", "-E", "UTF8",
+                 "--locale=C.UTF-8"],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+            pwfile.unlink()
+        kafka_dir = L.data / "kafka"
+        (kafka_dir / "data").mkdir(parents=True, exist_ok=True)
+        props = kafka_dir / "server.properties"
+        props.write_text(self._kafka_properties(kafka_dir / "data"))
+        (kafka_dir / "log4j2.properties").write_text(_KAFKA_LOG4J)
+        if not (kafka_dir / "data" / "meta.properties").exists():
+            subprocess.run(
+                ["java", "-cp", f"{install.kafka_libs()}/*", "kafka.tools.StorageTool", "format",
+                 "-t", s["KAFKA_CLUSTER_ID"], "-c", str(props), "--ignore-formatted"],
+                check=True, stdout=subprocess.DEVNULL,
+                env=dict(os.environ, KAFKA_LOG4J_OPTS=f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}"),
+            )
+        ts = L.data / "torchserve"
+        ts.mkdir(exist_ok=True)
+        (ts / "config.properties").write_text(self._torchserve_properties())
+        (L.data / "minio").mkdir(exist_ok=True)
+        L.supervisor_conf.write_text(self._supervisor_conf())
+
+    def _kafka_properties(self, data: Path) -> str:
+        L = self.layout
+        return "\n".join([
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@{L.addr('kafka_controller')}",
+            f"listeners=PLAINTEXT://{L.addr('kafka')},CONTROLLER://{L.addr('kafka_controller')}",
+            f"advertised.listeners=PLAINTEXT://{L.addr('kafka')}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            # One broker: start consumer groups without the 3 s wait for more members.
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "message.max.bytes=16777216",
+            "",
+        ])
+
+    def _torchserve_properties(self) -> str:
+        L = self.layout
+        loopback = L.host in ("127.0.0.1", "localhost", "::1")
+        lines = [
+            f"inference_address=http://{L.addr('torchserve_inference')}",
+            f"management_address=http://{L.addr('torchserve_management')}",
+            f"metrics_address=http://{L.addr('torchserve_metrics')}",
+            f"model_store={cache_dir() / 'model-store'}",
+            "enable_model_api=true",
+            # One worker: the default (one per core) oversubscribes a 2-core machine.
+            "default_workers_per_model=1",
+            "install_py_dep_per_model=false",
+            "max_request_size=16777216",
+            "max_response_size=16777216",
+        ]
+        if loopback:  # token auth stays on unless only this machine can reach TorchServe
+            lines.append("disable_token_authorization=true")
+        return "\n".join(lines) + "\n"
+
+    def _supervisor_conf(self) -> str:
+        L, s = self.layout, self.secrets()
+        py = sys.executable
+        env = self.service_env()
+        progs: dict[str, dict[str, str]] = {}
+        pg_run = L.data / "postgres-run"
+        progs["postgres"] = {
+            "command": f"{install.postgres_bin() / 'postgres'} -D {self._pg_data()} -p {L.port('postgres')} "
+                       f"-k {pg_run} -c listen_addresses={L.host} -c fsync=on",
+            "user": PG_USER,
+            "priority": "10",
+            "stopsignal": "INT",  # "fast" shutdown: clean, without waiting for clients
+        }
+        progs["minio"] = {
+            "command": f"{install.minio_bin()} server --quiet --address {L.addr('minio')} "
+                       f"--console-address {L.addr('minio_console')} {L.data / 'minio'}",
+            "environment": _envline({"MINIO_ROOT_USER": s["MINIO_ROOT_USER"],
+                                     "MINIO_ROOT_PASSWORD": s["MINIO_ROOT_PASSWORD"],
+                                     "MINIO_BROWSER": "off", "HOME": str(L.data)}),
+            "priority": "10",
+        }
+        kafka_dir = L.data / "kafka"
+        progs["kafka"] = {
+            "command": f"java -Xms256m -Xmx768m -XX:+UseG1GC -Djava.awt.headless=true "
+                       f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'} "
+                       f"-Dkafka.logs.dir={L.logs} -cp '{install.kafka_libs()}/*' kafka.Kafka "
+                       f"{kafka_dir / 'server.properties'}",
+            "priority": "10",
+        }
+        ts = L.data / "torchserve"
+        progs["torchserve"] = {
+            "command": f"{Path(py).parent / 'torchserve'} --start --foreground --ncs "
+                       f"--ts-config {ts / 'config.properties'} --model-store {cache_dir() / 'model-store'}",
+            "directory": str(ts),
+            "environment": _envline({"LOG_LOCATION": str(L.logs / "torchserve"),
+                                     "METRICS_LOCATION": str(L.logs / "torchserve"),
+                                     "PYTHONPATH": _pythonpath(),
+                                     "OMP_NUM_THREADS": "2"}),
+            "priority": "10",
+        }
+        addrs = {
+            "metadata": {"LOUPE_METADATA_ADDR": L.addr("metadata"), "LOUPE_METRICS_PORT": str(L.port("metadata_metrics"))},
+            "storage": {"LOUPE_STORAGE_ADDR": L.addr("storage"), "LOUPE_METRICS_PORT": str(L.port("storage_metrics"))},
+            "training": {"LOUPE_TRAINING_ADDR": L.addr("training"), "LOUPE_METRICS_PORT": str(L.port("training_metrics"))},
+            "prediction": {"LOUPE_PREDICTION_ADDR": L.addr("prediction"), "LOUPE_METRICS_PORT": str(L.port("prediction_metrics"))},
+            "gateway": {"LOUPE_GATEWAY_HOST": L.host, "LOUPE_GATEWAY_PORT": str(L.port("gateway"))},
+        }
+        for name in SERVICES:
+            progs[name] = {
+                "command": f"{py} -m loupe_{name}",
+                "environment": _envline({**env, **addrs[name]}),
+                "priority": "20",
+                "directory": str(REPO),
+            }
+        out = [
+            "[unix_http_server]", f"file={L.supervisor_sock}", "chmod=0700", "",
+            "[supervisord]", f"logfile={L.logs / 'supervisord.log'}", f"pidfile={L.run / 'supervisord.pid'}",
+            f"childlogdir={L.logs}", "logfile_maxbytes=10MB", "", "[rpcinterface:supervisor]",
+            "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface", "",
+            "[supervisorctl]", f"serverurl=unix://{L.supervisor_sock}", "",
+        ]
+        for name, opts in progs.items():
+            out.append(f"[program:{name}]")
+            opts = {
+                "autostart": "false",  # `up` starts infrastructure first, then the services
+                "autorestart": "true",
+                "startsecs": "2",
+                "stopwaitsecs": "20",
+                "stopasgroup": "true",
+                "killasgroup": "true",
+                "redirect_stderr": "true",
+                "stdout_logfile": str(L.logs / f"{name}.log"),
+                "stdout_logfile_maxbytes": "20MB",
+                **opts,
+            }
+            out += [f"{k}={v}" for k, v in opts.items()] + [""]
+        return "\n".join(out)
+
+    # ---------------------------------------------------------------- process control
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "supervisorctl"), "-c", str(self.layout.supervisor_conf), *args],
+            check=check, capture_output=True, text=True,
+        )
+
+    def supervisor_running(self) -> bool:
+        return self.layout.supervisor_sock.exists() and self.ctl("pid", check=False).returncode == 0
+
+    def start(self, services: bool = True) -> None:
+        """Starts (or finds running) the infrastructure, then the services; waits for health."""
+        self.init()
+        if not self.supervisor_running():
+            subprocess.run(
+                [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.layout.supervisor_conf)],
+                check=True,
+            )
+        self.ctl("start", *INFRA, check=False)
+        self.wait_infra()
+        self.bootstrap_infra()
+        if services:
+            self.ctl("start", *SERVICES, check=False)
+            self.wait_services()
+            self.bootstrap_account()
+
+    def stop(self) -> None:
+        if self.supervisor_running():
+            self.ctl("stop", "all", check=False)
+            self.ctl("shutdown", check=False)
+        for _ in range(100):
+            if not self.layout.supervisor_sock.exists():
+                break
+            time.sleep(0.1)
+
+    def status(self) -> str:
+        if not self.supervisor_running():
+            return "not running"
+        return self.ctl("status", check=False).stdout
+
+    # ---------------------------------------------------------------- readiness
+    def wait_infra(self, timeout: float = 180.0) -> None:
+        L = self.layout
+        deadline = time.monotonic() + timeout
+        _wait(lambda: _pg_ready(self.postgres_dsn().rsplit("/", 1)[0] + "/postgres"), "postgres", deadline, self)
+        _wait(lambda: _http_ok(f"http://{L.addr('minio')}/minio/health/live"), "minio", deadline, self)
+        _wait(lambda: _tcp_open(L.host, L.port("kafka")), "kafka", deadline, self)
+        _wait(lambda: _http_ok(f"http://{L.addr('torchserve_inference')}/ping"), "torchserve", deadline, self)
+
+    def bootstrap_infra(self) -> None:
+        import psycopg
+
+        from loupe_common.kafka import ensure_topics
+
+        admin_dsn = self.postgres_dsn().rsplit("/", 1)[0] + "/postgres"
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = 'loupe'").fetchone():
+                conn.execute("CREATE DATABASE loupe")
+        ensure_topics(self.layout.addr("kafka"))
+
+    def wait_services(self, timeout: float = 120.0) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        deadline = time.monotonic() + timeout
+        for name in ("metadata", "storage", "training", "prediction"):
+            def healthy(name=name) -> bool:
+                with grpc.insecure_channel(self.layout.addr(name)) as ch:
+                    try:
+                        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                    except grpc.RpcError:
+                        return False
+                    return resp.status == health_pb2.HealthCheckResponse.SERVING
+            _wait(healthy, name, deadline, self)
+        _wait(lambda: _http_ok(f"{self.layout.gateway_url}/healthz"), "gateway", deadline, self)
+
+    def bootstrap_account(self) -> dict[str, str]:
+        """Creates the first account once per data folder and writes `<data>/env`."""
+        path = self.layout.env_file
+        if path.exists():
+            return read_env(path)
+        out = subprocess.run(
+            [sys.executable, "-m", "loupe_metadata", "create-account", "--name", "local"],
+            check=True, capture_output=True, text=True,
+            env=dict(os.environ, **self.service_env()),
+        )
+        account = json.loads(out.stdout)
+        values = {
+            "LOUPE_ENDPOINT": self.layout.gateway_url,
+            "LOUPE_TRAINING_KEY": account["training_key"],
+            "LOUPE_PREDICTION_KEY": account["prediction_key"],
+            "LOUPE_PREDICTION_RESOURCE_ID": account["prediction_resource_id"],
+        }
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
+        tmp.chmod(0o600)
+        tmp.rename(path)
+        return values
+
+
+def read_env(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        line = line.removeprefix("export ").strip()
+        if "=" in line:
+            k, v = line.split("=", 1)
+            out[k] = v
+    return out
+
+
+def _envline(env: dict[str, str]) -> str:
+    # supervisord's environment= syntax: KEY="value",... ; % must be doubled.
+    return ",".join(f'{k}="{v.replace("%", "%%")}"' for k, v in env.items())
+
+
+def _wait(check, name: str, deadline: float, stack: Stack) -> None:
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - any failure means "not ready yet"
+            pass
+        if time.monotonic() > deadline:
+            log_path = stack.layout.logs / f"{name}.log"
+            tail = log_path.read_text()[-3000:] if log_path.exists() else "(no log)"
+            raise RuntimeError(f"{name} did not become ready; last log lines:\n{tail}\n{stack.status()}")
+        time.sleep(0.3)
+
+
+def _http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=2) as resp:
+        return resp.status == 200
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    import socket
+
+    with socket.create_connection((host, port), timeout=1):
+        return True
+
+
+def _pg_ready(dsn: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=2):
+        return True
+
+
+_KAFKA_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka
+logger.kafka.level = info
+logger.server.name = org.apache.kafka.server
+logger.server.level = info
+"""
+

@@ -1,0 +1,1 @@
+"""Code shared by every Loupe service: configuration, errors, gRPC server and clients, Kafka."""

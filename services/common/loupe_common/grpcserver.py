@@ -1,0 +1,141 @@
+"""gRPC server factory shared by every service: error mapping, metrics, health, graceful stop."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Counter, Histogram, start_http_server
+
+from loupe_common.errors import ERROR_CODE_KEY, LoupeError
+
+log = logging.getLogger(__name__)
+
+#: Images are up to 6 MB and artifacts larger: raise gRPC's 4 MB default on both ends.
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+
+RPC_SECONDS = Histogram(
+    "loupe_grpc_server_handling_seconds", "Time to handle a gRPC call", ["method"]
+)
+RPC_TOTAL = Counter("loupe_grpc_server_handled_total", "gRPC calls handled", ["method", "code"])
+
+
+class _Interceptor(grpc.ServerInterceptor):
+    """Maps domain errors to gRPC status (+ Custom Vision code) and records metrics."""
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        inner = handler.unary_unary
+
+        def wrapped(request, context):
+            start = time.perf_counter()
+            code = "OK"
+            try:
+                return inner(request, context)
+            except LoupeError as err:
+                code = err.grpc_status.name
+                context.set_trailing_metadata(((ERROR_CODE_KEY, err.code),))
+                context.abort(err.grpc_status, err.message)
+            except Exception:
+                if context.code() is None:
+                    code = "INTERNAL"
+                    log.exception("unhandled error in %s", method)
+                raise
+            finally:
+                RPC_SECONDS.labels(method).observe(time.perf_counter() - start)
+                RPC_TOTAL.labels(method, code).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def create_server(
+    register: Iterable[Callable[[grpc.Server], None]],
+    host: str = "127.0.0.1",
+    port: int = 0,
+    max_workers: int = 16,
+    service_names: Iterable[str] = (),
+) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """Builds a gRPC server with the given servicers plus `grpc.health.v1`.
+
+    Args:
+        register: callables that add a servicer to the server.
+        host, port: where to listen; port 0 picks a free port (tests).
+        service_names: fully qualified service names to report SERVING.
+    Returns:
+        (server, bound port, health servicer); the server is not started.
+    """
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        interceptors=[_Interceptor()],
+        options=CHANNEL_OPTIONS,
+    )
+    for add in register:
+        add(server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC server to {host}:{port}")
+    for name in list(service_names) + [""]:
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return server, bound, health_servicer
+
+
+def start_metrics(port: int, host: str = "127.0.0.1") -> None:
+    """Serves Prometheus `/metrics` on its own port (0 disables it)."""
+    if port:
+        start_http_server(port, addr=host)
+
+
+def serve_until_signal(
+    server: grpc.Server,
+    health_servicer: health.HealthServicer,
+    grace_seconds: float = 10.0,
+    on_stop: Callable[[], None] | None = None,
+) -> None:
+    """Starts `server` and blocks until SIGTERM/SIGINT, then stops gracefully.
+
+    Health turns NOT_SERVING first so load balancers drain, in-flight calls get
+    `grace_seconds`, then `on_stop` releases the service's own resources.
+    """
+    stop = threading.Event()
+
+    def _handle(signum, _frame):
+        log.info("signal %s: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _handle)
+    signal.signal(signal.SIGINT, _handle)
+    server.start()
+    stop.wait()
+    health_servicer.enter_graceful_shutdown()
+    server.stop(grace_seconds).wait()
+    if on_stop is not None:
+        on_stop()
+
+
+def wait_for_channel(channel: grpc.Channel, timeout: float = 30.0) -> None:
+    """Blocks until the channel is ready (used at start-up and in tests)."""
+    grpc.channel_ready_future(channel).result(timeout=timeout)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

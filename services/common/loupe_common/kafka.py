@@ -1,0 +1,76 @@
+"""Kafka topics and client factories (kafka-python) shared by the services."""
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+TRAINING_JOBS = "loupe.training.jobs"
+TRAINING_EVENTS = "loupe.training.events"
+PREDICTIONS = "loupe.predictions"
+TRAINER_GROUP = "loupe-trainers"
+PREDICTION_RECORDER_GROUP = "loupe-prediction-recorders"
+
+#: topic -> partitions. Training jobs are keyed by project id: partitions bound how many
+#: trainers work at once.
+TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4}
+
+
+def ensure_topics(bootstrap: str, topics: dict[str, int] | None = None, timeout: float = 60.0) -> None:
+    """Creates the project's topics if they do not exist (idempotent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="loupe-admin")
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            name: {"num_partitions": parts, "replication_factor": 1}
+            for name, parts in (topics or TOPICS).items()
+            if name not in existing
+        }
+        if wanted:
+            try:
+                admin.create_topics(wanted, wait_for_metadata=True)
+            except TopicAlreadyExistsError:
+                pass
+            log.info("created topics %s", sorted(wanted))
+    finally:
+        admin.close()
+
+
+def producer(bootstrap: str) -> KafkaProducer:
+    """A producer that waits for the broker's acknowledgement (nothing is fire-and-forget)."""
+    return KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        retries=5,
+        linger_ms=5,
+        max_request_size=16 * 1024 * 1024,
+    )
+
+
+def consumer(bootstrap: str, topic: str, group: str, **overrides) -> KafkaConsumer:
+    """A consumer with manual commits: offsets are committed only after the work is done."""
+    options = dict(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=1,
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=32 * 1024 * 1024,
+    )
+    options.update(overrides)
+    c = KafkaConsumer(**options)
+    c.subscribe([topic])
+    return c
