@@ -135,7 +135,7 @@ class Stack:
                 env=dict(os.environ, KAFKA_LOG4J_OPTS=f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}"),
             )
         ts = L.data / "torchserve"
-        ts.mkdir(exist_ok=True)
+        (ts / "tmp").mkdir(parents=True, exist_ok=True)
         (ts / "config.properties").write_text(self._torchserve_properties())
         (L.data / "minio").mkdir(exist_ok=True)
         L.supervisor_conf.write_text(self._supervisor_conf())
@@ -219,7 +219,10 @@ class Stack:
             "command": f"{Path(py).parent / 'torchserve'} --start --foreground --ncs "
                        f"--ts-config {ts / 'config.properties'} --model-store {cache_dir() / 'model-store'}",
             "directory": str(ts),
-            "environment": _envline({"LOG_LOCATION": str(L.logs / "torchserve"),
+            # TorchServe keeps its pid file in the temp folder: a folder per stack lets two
+            # stacks (make up + the test run) coexist on one machine.
+            "environment": _envline({"TMPDIR": str(ts / "tmp"),
+                                     "LOG_LOCATION": str(L.logs / "torchserve"),
                                      "METRICS_LOCATION": str(L.logs / "torchserve"),
                                      "PYTHONPATH": _pythonpath(),
                                      "OMP_NUM_THREADS": "2"}),
@@ -290,11 +293,14 @@ class Stack:
             self.bootstrap_account()
 
     def stop(self) -> None:
+        """Stops every process and waits for supervisord to exit (ports are free after)."""
+        pidfile = self.layout.run / "supervisord.pid"
+        pid = int(pidfile.read_text()) if pidfile.exists() else None
         if self.supervisor_running():
             self.ctl("stop", "all", check=False)
             self.ctl("shutdown", check=False)
-        for _ in range(100):
-            if not self.layout.supervisor_sock.exists():
+        for _ in range(300):
+            if pid is None or not Path(f"/proc/{pid}").exists():
                 break
             time.sleep(0.1)
 
@@ -385,7 +391,8 @@ def _wait(check, name: str, deadline: float, stack: Stack) -> None:
                 return
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
             pass
-        if time.monotonic() > deadline:
+        fatal = stack.ctl("status", name, check=False).stdout
+        if time.monotonic() > deadline or "FATAL" in fatal or "BACKOFF" in fatal and "Exited too quickly" in fatal:
             log_path = stack.layout.logs / f"{name}.log"
             tail = log_path.read_text()[-3000:] if log_path.exists() else "(no log)"
             raise RuntimeError(f"{name} did not become ready; last log lines:\n{tail}\n{stack.status()}")

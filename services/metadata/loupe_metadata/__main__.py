@@ -1,0 +1,61 @@
+"""`python -m loupe_metadata [serve|migrate|create-account --name NAME]`.
+
+serve (the default) applies pending migrations, then serves gRPC until SIGTERM/SIGINT;
+migrate only applies migrations (the Helm migration Job); create-account prints a new account
+with its keys as JSON (the local stack's bootstrap).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from google.protobuf import json_format
+
+from loupe_common.config import load
+from loupe_common.grpcserver import serve_until_signal, setup_logging, start_metrics
+from loupe_metadata.config import MetadataConfig
+from loupe_metadata.core import MetadataCore
+from loupe_metadata.migrate import migrate
+from loupe_metadata.server import build_server, open_pool
+
+log = logging.getLogger("loupe_metadata")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loupe_metadata")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="migrate, then serve gRPC (the default)")
+    commands.add_parser("migrate", help="apply pending schema migrations and exit")
+    create = commands.add_parser("create-account", help="create an account, print it as JSON")
+    create.add_argument("--name", required=True)
+    args = parser.parse_args(argv)
+
+    config = load(MetadataConfig, os.environ)
+    setup_logging(config.log_level)
+    applied = migrate(config.postgres_dsn)
+    if applied:
+        log.info("applied migrations %s", applied)
+    if args.command == "migrate":
+        return 0
+    if args.command == "create-account":
+        pool = open_pool(config)
+        try:
+            account = MetadataCore(pool).create_account(args.name)
+        finally:
+            pool.close()
+        json.dump(json_format.MessageToDict(account, preserving_proto_field_name=True), sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+
+    server, port, health_servicer, pool = build_server(config)
+    start_metrics(config.metrics_port, host=config.host)
+    log.info("metadata service listening on %s:%d", config.host, port)
+    serve_until_signal(server, health_servicer, on_stop=pool.close)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""gRPC servicer of loupe.v1.MetadataService: request fields in, core call, response out.
+
+Domain errors raised by the core travel as they are: the shared interceptor (loupe_common.
+grpcserver) maps them to gRPC status codes with the Custom Vision code in trailing metadata.
+"""
+from __future__ import annotations
+
+from loupe.v1 import metadata_pb2 as pb
+from loupe.v1 import metadata_pb2_grpc as pb_grpc
+from loupe_metadata.core import MetadataCore
+
+_KEY_KINDS = {"training": pb.KEY_KIND_TRAINING, "prediction": pb.KEY_KIND_PREDICTION}
+
+
+class MetadataServicer(pb_grpc.MetadataServiceServicer):
+    def __init__(self, core: MetadataCore):
+        self._core = core
+
+    # accounts and keys
+    def CreateAccount(self, request, context):
+        return pb.CreateAccountResponse(account=self._core.create_account(request.name))
+
+    def ResolveKey(self, request, context):
+        info = self._core.resolve_key(request.key)
+        return pb.ResolveKeyResponse(
+            account_id=info.account_id,
+            kind=_KEY_KINDS[info.kind],
+            prediction_resource_id=info.prediction_resource_id,
+        )
+
+    # projects
+    def CreateProject(self, request, context):
+        project = self._core.create_project(
+            request.account_id,
+            request.name,
+            description=request.description,
+            domain_id=request.domain_id,
+            classification_type=request.classification_type,
+            target_export_platforms=list(request.target_export_platforms),
+        )
+        return pb.CreateProjectResponse(project=project)
+
+    def GetProject(self, request, context):
+        return pb.GetProjectResponse(
+            project=self._core.get_project(request.account_id, request.project_id)
+        )
+
+    def ListProjects(self, request, context):
+        return pb.ListProjectsResponse(projects=self._core.list_projects(request.account_id))
+
+    def UpdateProject(self, request, context):
+        project = self._core.update_project(
+            request.account_id,
+            request.project_id,
+            list(request.update_mask),
+            name=request.name,
+            description=request.description,
+            domain_id=request.domain_id,
+            classification_type=request.classification_type,
+        )
+        return pb.UpdateProjectResponse(project=project)
+
+    def DeleteProject(self, request, context):
+        deleted = self._core.delete_project(request.account_id, request.project_id)
+        return pb.DeleteProjectResponse(
+            image_sha256=deleted.image_sha256, artifact_keys=deleted.artifact_keys
+        )
+
+    # tags
+    def CreateTag(self, request, context):
+        tag = self._core.create_tag(
+            request.account_id,
+            request.project_id,
+            request.name,
+            description=request.description,
+            type=request.type,
+        )
+        return pb.CreateTagResponse(tag=tag)
+
+    def GetTag(self, request, context):
+        return pb.GetTagResponse(
+            tag=self._core.get_tag(request.account_id, request.project_id, request.tag_id)
+        )
+
+    def ListTags(self, request, context):
+        return pb.ListTagsResponse(tags=self._core.list_tags(request.account_id, request.project_id))
+
+    def DeleteTag(self, request, context):
+        self._core.delete_tag(request.account_id, request.project_id, request.tag_id)
+        return pb.DeleteTagResponse()
+
+    # images
+    def AddImages(self, request, context):
+        results = self._core.add_images(request.account_id, request.project_id, list(request.images))
+        return pb.AddImagesResponse(
+            results=[pb.AddedImage(status=status, image=image) for status, image in results]
+        )
+
+    def ListImages(self, request, context):
+        page = self._core.list_images(
+            request.account_id,
+            request.project_id,
+            tagging_status=request.tagging_status,
+            tag_ids=list(request.tag_ids),
+            order_by=request.order_by,
+            take=request.take,
+            skip=request.skip,
+            image_ids=list(request.image_ids),
+        )
+        return pb.ListImagesResponse(images=page.images, total=page.total)
+
+    def DeleteImages(self, request, context):
+        orphaned = self._core.delete_images(
+            request.account_id, request.project_id, list(request.image_ids), all=request.all
+        )
+        return pb.DeleteImagesResponse(orphaned_sha256=orphaned)
+
+    # iterations
+    def CreateIteration(self, request, context):
+        iteration = self._core.create_iteration(
+            request.account_id,
+            request.project_id,
+            training_type=request.training_type,
+            reserved_budget_in_hours=request.reserved_budget_in_hours,
+            force_train=request.force_train,
+            selected_tag_ids=list(request.selected_tag_ids),
+            min_images_per_tag=request.min_images_per_tag,
+        )
+        return pb.CreateIterationResponse(iteration=iteration)
+
+    def GetIteration(self, request, context):
+        return pb.GetIterationResponse(
+            iteration=self._core.get_iteration(
+                request.account_id, request.project_id, request.iteration_id
+            )
+        )
+
+    def ListIterations(self, request, context):
+        return pb.ListIterationsResponse(
+            iterations=self._core.list_iterations(request.account_id, request.project_id)
+        )
+
+    def DeleteIteration(self, request, context):
+        key = self._core.delete_iteration(
+            request.account_id, request.project_id, request.iteration_id
+        )
+        return pb.DeleteIterationResponse(artifact_key=key)
+
+    def GetTrainingSet(self, request, context):
+        training_set = self._core.get_training_set(request.iteration_id)
+        return pb.GetTrainingSetResponse(
+            iteration=training_set.iteration, tags=training_set.tags, images=training_set.images
+        )
+
+    def ReportProgress(self, request, context):
+        self._core.report_progress(request.iteration_id, request.stage, request.percent)
+        return pb.ReportProgressResponse()
+
+    def FinishIteration(self, request, context):
+        iteration, already = self._core.finish_iteration(
+            request.iteration_id,
+            request.status,
+            artifact_key=request.artifact_key,
+            error_message=request.error_message,
+            evaluation=request.evaluation,
+            performance=request.performance if request.HasField("performance") else None,
+            training_seconds=request.training_seconds,
+        )
+        return pb.FinishIterationResponse(iteration=iteration, already_finished=already)
+
+    def PublishIteration(self, request, context):
+        iteration = self._core.publish_iteration(
+            request.account_id,
+            request.project_id,
+            request.iteration_id,
+            request.publish_name,
+            prediction_resource_id=request.prediction_resource_id,
+            overwrite=request.overwrite,
+        )
+        return pb.PublishIterationResponse(iteration=iteration)
+
+    def UnpublishIteration(self, request, context):
+        iteration = self._core.unpublish_iteration(
+            request.account_id, request.project_id, request.iteration_id
+        )
+        return pb.UnpublishIterationResponse(iteration=iteration)
+
+    def GetPublishedIteration(self, request, context):
+        iteration, tags = self._core.get_published_iteration(
+            request.account_id, request.project_id, request.publish_name
+        )
+        return pb.GetPublishedIterationResponse(iteration=iteration, tags=tags)
+
+    # predictions
+    def RecordPrediction(self, request, context):
+        self._core.record_prediction(request.prediction)
+        return pb.RecordPredictionResponse()
+
+    def ListPredictions(self, request, context):
+        return pb.ListPredictionsResponse(
+            predictions=self._core.list_predictions(
+                request.account_id, request.project_id, request.max_count
+            )
+        )

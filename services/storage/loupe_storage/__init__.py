@@ -1,0 +1,1 @@
+"""Loupe storage service: image bytes and artifacts in MinIO / S3."""

@@ -1,0 +1,165 @@
+"""Transport-free storage logic over an S3 bucket (minio SDK).
+
+Layout of the bucket:
+  images/<project>/<sha256>              original bytes, content-addressed (dedupe)
+  images/<project>/<sha256>.<variant>    derived JPEG variants, made on first request
+  artifacts/..., features/..., exports/...  opaque objects written by other services
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import re
+
+from minio import Minio
+from minio.deleteobjects import DeleteObject
+from minio.error import S3Error
+from PIL import Image
+
+from loupe_common.errors import BadRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+_KEY = re.compile(r"^(artifacts|features|exports|models)/[A-Za-z0-9._\-/]+$")
+#: Longest side of the derived variants (Custom Vision: resized ≈ 1024 px, thumbnail ≈ 200 px).
+VARIANT_SIZES = {"resized": 1024, "thumbnail": 200}
+
+
+def _check_project(project_id: str) -> None:
+    if not _UUID.match(project_id or ""):
+        raise BadRequest(f"invalid project id {project_id!r}", "BadRequestInvalidIds")
+
+
+def _check_sha(sha: str) -> None:
+    if not _SHA.match(sha or ""):
+        raise BadRequest(f"invalid image hash {sha!r}", "BadRequestInvalidIds")
+
+
+def _check_key(key: str) -> None:
+    if not _KEY.match(key or "") or ".." in key:
+        raise BadRequest(f"invalid object key {key!r}")
+
+
+class Store:
+    """Image bytes and objects in one bucket."""
+
+    def __init__(self, client: Minio, bucket: str):
+        self.client = client
+        self.bucket = bucket
+
+    def ensure_bucket(self) -> None:
+        if not self.client.bucket_exists(self.bucket):
+            try:
+                self.client.make_bucket(self.bucket)
+            except S3Error as err:  # another replica created it first
+                if err.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.stat_object(self.bucket, key)
+            return True
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return False
+            raise
+
+    def _read(self, key: str) -> tuple[bytes, str]:
+        try:
+            resp = self.client.get_object(self.bucket, key)
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                raise NotFound(f"object {key} not found") from None
+            raise
+        try:
+            return resp.read(), resp.headers.get("Content-Type", "application/octet-stream")
+        finally:
+            resp.close()
+            resp.release_conn()
+
+    def _write(self, key: str, data: bytes, content_type: str) -> None:
+        # A PUT is atomic in S3: readers see the whole object or none of it.
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+
+    # ---------------------------------------------------------------- images
+    def put_image(self, project_id: str, data: bytes, content_type: str) -> tuple[str, bool]:
+        """Stores bytes under their SHA-256; returns (sha256, existed)."""
+        _check_project(project_id)
+        if not data:
+            raise BadRequest("empty image", "BadRequestImageSizeBytes")
+        sha = hashlib.sha256(data).hexdigest()
+        key = f"images/{project_id}/{sha}"
+        if self._exists(key):
+            return sha, True
+        self._write(key, data, content_type or "application/octet-stream")
+        return sha, False
+
+    def get_image(self, project_id: str, sha: str, variant: str = "original") -> tuple[bytes, str]:
+        _check_project(project_id)
+        _check_sha(sha)
+        key = f"images/{project_id}/{sha}"
+        if variant == "original":
+            return self._read(key)
+        vkey = f"{key}.{variant}"
+        try:
+            return self._read(vkey)
+        except NotFound:
+            pass
+        data, _ = self._read(key)
+        out = _thumbnail(data, VARIANT_SIZES[variant])
+        self._write(vkey, out, "image/jpeg")
+        return out, "image/jpeg"
+
+    def delete_images(self, project_id: str, shas: list[str], all_images: bool = False) -> int:
+        _check_project(project_id)
+        if all_images:
+            return self._delete_prefix(f"images/{project_id}/")
+        keys = []
+        for sha in shas:
+            _check_sha(sha)
+            keys.append(f"images/{project_id}/{sha}")
+            keys += [f"images/{project_id}/{sha}.{v}" for v in VARIANT_SIZES]
+        return self._delete_keys(keys)
+
+    # ---------------------------------------------------------------- objects
+    def put_object(self, key: str, data: bytes, content_type: str) -> int:
+        _check_key(key)
+        self._write(key, data, content_type or "application/octet-stream")
+        return len(data)
+
+    def get_object(self, key: str) -> tuple[bytes, str]:
+        _check_key(key)
+        return self._read(key)
+
+    def delete_objects(self, keys: list[str], prefix: str = "") -> int:
+        for key in keys:
+            _check_key(key)
+        deleted = self._delete_keys(keys)
+        if prefix:
+            _check_key(prefix.rstrip("/") + "/x")
+            deleted += self._delete_prefix(prefix)
+        return deleted
+
+    def _delete_prefix(self, prefix: str) -> int:
+        keys = [o.object_name for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+        return self._delete_keys(keys)
+
+    def _delete_keys(self, keys: list[str]) -> int:
+        if not keys:
+            return 0
+        errors = list(self.client.remove_objects(self.bucket, (DeleteObject(k) for k in keys)))
+        for err in errors:
+            log.warning("could not delete %s: %s", err.name, err.message)
+        return len(keys) - len(errors)
+
+
+def _thumbnail(data: bytes, longest: int) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        img = img.convert("RGB")
+        img.thumbnail((longest, longest))
+        out = io.BytesIO()
+        img.save(out, "JPEG", quality=88)
+        return out.getvalue()

@@ -1,0 +1,41 @@
+"""gRPC servicer: protobuf in, core call, protobuf out."""
+from __future__ import annotations
+
+from loupe.v1 import storage_pb2 as pb
+from loupe.v1 import storage_pb2_grpc as pbg
+from loupe_storage.core import Store
+
+_VARIANTS = {
+    pb.IMAGE_VARIANT_UNSPECIFIED: "original",
+    pb.IMAGE_VARIANT_ORIGINAL: "original",
+    pb.IMAGE_VARIANT_RESIZED: "resized",
+    pb.IMAGE_VARIANT_THUMBNAIL: "thumbnail",
+}
+
+
+class StorageServicer(pbg.StorageServiceServicer):
+    def __init__(self, store: Store):
+        self.store = store
+
+    def PutImage(self, request, context):
+        sha, existed = self.store.put_image(request.project_id, request.data, request.content_type)
+        return pb.PutImageResponse(sha256=sha, existed=existed, size_bytes=len(request.data))
+
+    def GetImage(self, request, context):
+        data, ctype = self.store.get_image(request.project_id, request.sha256, _VARIANTS[request.variant])
+        return pb.GetImageResponse(data=data, content_type=ctype)
+
+    def DeleteImageData(self, request, context):
+        n = self.store.delete_images(request.project_id, list(request.sha256), request.all)
+        return pb.DeleteImageDataResponse(deleted=n)
+
+    def PutObject(self, request, context):
+        n = self.store.put_object(request.key, request.data, request.content_type)
+        return pb.PutObjectResponse(size_bytes=n)
+
+    def GetObject(self, request, context):
+        data, ctype = self.store.get_object(request.key)
+        return pb.GetObjectResponse(data=data, content_type=ctype)
+
+    def DeleteObjects(self, request, context):
+        return pb.DeleteObjectsResponse(deleted=self.store.delete_objects(list(request.keys), request.prefix))

@@ -1,0 +1,76 @@
+"""Fixtures shared by every tier.
+
+The service and end-to-end tiers run against a real stack started for the test run by the same
+code as `make up` (deploy/local/loupe_stack), in a fresh temporary data folder on its own ports,
+so the tests never touch the developer's `.loupe/` data.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from loupe_stack.layout import Layout
+from loupe_stack.stack import Stack, read_env
+
+TEST_BASE_PORT = int(os.environ.get("LOUPE_TEST_BASE_PORT", "36500"))
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The test run's stack object (processes are started by `infra` / `live`)."""
+    data = Path(tempfile.mkdtemp(prefix="loupe-test-"))
+    os.chmod(data, 0o755)  # PostgreSQL runs as the postgres user and must enter it
+    s = Stack(Layout(data=data, base_port=TEST_BASE_PORT))
+    yield s
+    s.stop()
+    pg = (data / "postgres")
+    if pg.is_symlink():
+        shutil.rmtree(pg.resolve(), ignore_errors=True)
+    shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def infra(stack):
+    """PostgreSQL, MinIO, Kafka and TorchServe running, database and topics created."""
+    stack.start(services=False)
+    return stack
+
+
+@pytest.fixture(scope="session")
+def live(infra):
+    """The whole system running (infrastructure + the five services), with an account."""
+    infra.start(services=True)
+    return infra
+
+
+@pytest.fixture(scope="session")
+def live_env(live) -> dict[str, str]:
+    """LOUPE_ENDPOINT, LOUPE_TRAINING_KEY, LOUPE_PREDICTION_KEY, LOUPE_PREDICTION_RESOURCE_ID."""
+    return read_env(live.layout.env_file)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(request) -> str:
+    """DSN of a real PostgreSQL database for service tests.
+
+    LOUPE_TEST_POSTGRES_DSN points at an already running server (developer loop); otherwise
+    the test stack's PostgreSQL is used.
+    """
+    if os.environ.get("LOUPE_TEST_POSTGRES_DSN"):
+        return os.environ["LOUPE_TEST_POSTGRES_DSN"]
+    return request.getfixturevalue("infra").postgres_dsn()
+
+
+@pytest.fixture(scope="session")
+def s3_config(infra) -> dict[str, str]:
+    env = infra.service_env()
+    return {k: env[k] for k in env if k.startswith("LOUPE_S3_")}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infra) -> str:
+    return infra.layout.addr("kafka")

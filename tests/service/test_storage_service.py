@@ -1,0 +1,101 @@
+"""The storage service in-process (port 0) against the test stack's real MinIO."""
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+from PIL import Image
+
+from loupe.v1 import storage_pb2 as pb
+from loupe.v1 import storage_pb2_grpc
+from loupe_common import config as cfg
+from loupe_common.clients import ServiceClient
+from loupe_common.errors import BadRequest, NotFound
+from loupe_storage.__main__ import build_server
+from loupe_storage.config import StorageConfig
+
+pytestmark = pytest.mark.service
+
+
+@pytest.fixture(scope="module")
+def storage(s3_config):
+    env = dict(s3_config, LOUPE_STORAGE_ADDR="127.0.0.1:0",
+               LOUPE_S3_BUCKET="test-" + uuid.uuid4().hex[:12])
+    server, port, _health, store = build_server(cfg.load(StorageConfig, env))
+    server.start()
+    client = ServiceClient(f"127.0.0.1:{port}", storage_pb2_grpc.StorageServiceStub)
+    yield client, store
+    client.close()
+    server.stop(None)
+
+
+def _png(color=(200, 30, 30), size=(640, 480)) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", size, color).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_same_bytes_are_stored_once_per_project(storage):
+    client, store = storage
+    project = str(uuid.uuid4())
+    data = _png()
+    first = client.PutImage(pb.PutImageRequest(project_id=project, data=data, content_type="image/png"))
+    second = client.PutImage(pb.PutImageRequest(project_id=project, data=data, content_type="image/png"))
+    assert first.sha256 == second.sha256 and len(first.sha256) == 64
+    assert (first.existed, second.existed) == (False, True)
+    other = client.PutImage(pb.PutImageRequest(project_id=str(uuid.uuid4()), data=data))
+    assert other.existed is False  # dedupe is per project
+    got = client.GetImage(pb.GetImageRequest(project_id=project, sha256=first.sha256))
+    assert got.data == data and got.content_type == "image/png"
+
+
+def test_thumbnail_is_derived_and_small(storage):
+    client, _ = storage
+    project = str(uuid.uuid4())
+    sha = client.PutImage(pb.PutImageRequest(project_id=project, data=_png(size=(1600, 900)))).sha256
+    thumb = client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha, variant=pb.IMAGE_VARIANT_THUMBNAIL))
+    with Image.open(io.BytesIO(thumb.data)) as img:
+        assert img.format == "JPEG" and max(img.size) == 200
+    client.DeleteImageData(pb.DeleteImageDataRequest(project_id=project, sha256=[sha]))
+    with pytest.raises(NotFound):
+        client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha))
+    with pytest.raises(NotFound):
+        client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha, variant=pb.IMAGE_VARIANT_THUMBNAIL))
+
+
+def test_delete_all_images_of_a_project(storage):
+    client, _ = storage
+    project, keep = str(uuid.uuid4()), str(uuid.uuid4())
+    shas = [client.PutImage(pb.PutImageRequest(project_id=project, data=_png((i, 0, 0)))).sha256 for i in range(3)]
+    kept = client.PutImage(pb.PutImageRequest(project_id=keep, data=_png())).sha256
+    assert client.DeleteImageData(pb.DeleteImageDataRequest(project_id=project, all=True)).deleted == 3
+    for sha in shas:
+        with pytest.raises(NotFound):
+            client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha))
+    assert client.GetImage(pb.GetImageRequest(project_id=keep, sha256=kept)).data
+
+
+def test_objects_round_trip_and_prefix_delete(storage):
+    client, _ = storage
+    prefix = f"artifacts/{uuid.uuid4()}"
+    for i in range(2):
+        client.PutObject(pb.PutObjectRequest(key=f"{prefix}/{i}.bin", data=bytes([i]) * 10))
+    assert client.GetObject(pb.GetObjectRequest(key=f"{prefix}/1.bin")).data == b"\x01" * 10
+    assert client.DeleteObjects(pb.DeleteObjectsRequest(prefix=prefix + "/")).deleted == 2
+    with pytest.raises(NotFound):
+        client.GetObject(pb.GetObjectRequest(key=f"{prefix}/0.bin"))
+
+
+@pytest.mark.parametrize("key", ["../etc/passwd", "images/x", "artifacts/../images/y", ""])
+def test_keys_outside_the_object_namespaces_are_refused(storage, key):
+    client, _ = storage
+    with pytest.raises(BadRequest):
+        client.PutObject(pb.PutObjectRequest(key=key, data=b"x"))
+
+
+def test_bad_ids_are_refused_with_a_code(storage):
+    client, _ = storage
+    with pytest.raises(BadRequest) as info:
+        client.PutImage(pb.PutImageRequest(project_id="not-a-uuid", data=b"x"))
+    assert info.value.code == "BadRequestInvalidIds"
