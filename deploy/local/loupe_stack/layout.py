@@ -26,6 +26,9 @@ PORT_OFFSETS = {
     "torchserve_inference": 25,
     "torchserve_management": 26,
     "torchserve_metrics": 27,
+    # TorchServe 0.12 always opens its gRPC ports (default 7070/7071, clashing between stacks).
+    "torchserve_grpc_inference": 28,
+    "torchserve_grpc_management": 29,
 }
 
 DEFAULT_BASE_PORT = 7500

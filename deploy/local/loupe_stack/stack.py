@@ -173,6 +173,8 @@ class Stack:
             f"inference_address=http://{L.addr('torchserve_inference')}",
             f"management_address=http://{L.addr('torchserve_management')}",
             f"metrics_address=http://{L.addr('torchserve_metrics')}",
+            f"grpc_inference_port={L.port('torchserve_grpc_inference')}",
+            f"grpc_management_port={L.port('torchserve_grpc_management')}",
             f"model_store={cache_dir() / 'model-store'}",
             "enable_model_api=true",
             # One worker: the default (one per core) oversubscribes a 2-core machine.

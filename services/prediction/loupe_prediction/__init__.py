@@ -1,0 +1,1 @@
+"""Loupe prediction service: classifies images with published iterations via TorchServe."""

@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+import dataclasses
+
+from loupe_common.config import env_field
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionConfig:
+    addr: str = env_field("LOUPE_PREDICTION_ADDR", "127.0.0.1:50054", "host:port the gRPC server binds")
+    metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
+    inference_url: str = env_field("LOUPE_TORCHSERVE_INFERENCE_URL", doc="TorchServe inference API base URL")
+    management_url: str = env_field("LOUPE_TORCHSERVE_MANAGEMENT_URL", doc="TorchServe management API base URL")
+    kafka_bootstrap: str = env_field("LOUPE_KAFKA_BOOTSTRAP", doc="Kafka bootstrap servers")
+    metadata_target: str = env_field("LOUPE_METADATA_TARGET", doc="metadata service host:port")
+    storage_target: str = env_field("LOUPE_STORAGE_TARGET", doc="storage service host:port")
+    backbone: str = env_field("LOUPE_BACKBONE", "lite0", "backbone served by TorchServe")
+    batch_size: int = env_field("LOUPE_TORCHSERVE_BATCH_SIZE", 8, "TorchServe dynamic batch size")
+    max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 5, "TorchServe batch wait")
+    head_cache_size: int = env_field("LOUPE_HEAD_CACHE_SIZE", 1024, "iteration heads kept in memory")
+    record_predictions: bool = env_field("LOUPE_RECORD_PREDICTIONS", True, "run the stored-prediction recorder")
+    log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

@@ -1,0 +1,67 @@
+"""Stores predicted images and results from `loupe.predictions`, off the request path."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from prometheus_client import Counter
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe.v1 import prediction_pb2 as pb
+from loupe.v1 import storage_pb2 as spb
+from loupe_common import kafka as lk
+from loupe_common.errors import LoupeError, Unavailable
+from loupe_model.preprocess import InvalidImage, image_info
+
+log = logging.getLogger(__name__)
+
+RECORDED = Counter("loupe_predictions_recorded_total", "Stored predictions", ["outcome"])
+
+
+class PredictionRecorder:
+    """Consumer group `loupe-prediction-recorders`; commits after both stores succeeded."""
+
+    def __init__(self, bootstrap: str, metadata, storage, stop: threading.Event):
+        self.bootstrap = bootstrap
+        self.metadata = metadata
+        self.storage = storage
+        self.stop = stop
+
+    def store(self, record: pb.PredictionRecord) -> None:
+        try:
+            _fmt, width, height = image_info(record.image)
+        except InvalidImage:
+            width = height = 0
+        put = self.storage.PutImage(spb.PutImageRequest(project_id=record.project_id, data=record.image))
+        self.metadata.RecordPrediction(mpb.RecordPredictionRequest(prediction=mpb.StoredPrediction(
+            id=record.prediction_id, project_id=record.project_id, iteration_id=record.iteration_id,
+            image_sha256=put.sha256, width=width, height=height, application=record.application,
+            created=record.created,
+            predictions=[mpb.PredictedTag(tag_id=p.tag_id, tag_name=p.tag_name, probability=p.probability)
+                         for p in record.predictions],
+        )))
+
+    def run(self) -> None:
+        consumer = lk.consumer(self.bootstrap, lk.PREDICTIONS, lk.PREDICTION_RECORDER_GROUP)
+        try:
+            while not self.stop.is_set():
+                for records in consumer.poll(timeout_ms=500, max_records=1).values():
+                    for msg in records:
+                        while not self.stop.is_set():
+                            try:
+                                self.store(pb.PredictionRecord.FromString(msg.value))
+                                RECORDED.labels("stored").inc()
+                                break
+                            except Unavailable as err:
+                                log.warning("store failed, retrying: %s", err)
+                                self.stop.wait(2)
+                            except (LoupeError, ValueError) as err:
+                                # e.g. the project was deleted meanwhile: nothing to store.
+                                log.info("prediction %s not stored: %s", msg.key, err)
+                                RECORDED.labels("dropped").inc()
+                                break
+                        else:
+                            return
+                        consumer.commit()
+        finally:
+            consumer.close(autocommit=False)

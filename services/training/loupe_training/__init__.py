@@ -1,0 +1,1 @@
+"""Loupe training service: consumes training jobs from Kafka and trains classifiers."""

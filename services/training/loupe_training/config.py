@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+import dataclasses
+
+from loupe_common.config import env_field
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    addr: str = env_field("LOUPE_TRAINING_ADDR", "127.0.0.1:50053", "host:port the gRPC server binds")
+    metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
+    kafka_bootstrap: str = env_field("LOUPE_KAFKA_BOOTSTRAP", doc="Kafka bootstrap servers")
+    metadata_target: str = env_field("LOUPE_METADATA_TARGET", doc="metadata service host:port")
+    storage_target: str = env_field("LOUPE_STORAGE_TARGET", doc="storage service host:port")
+    model_cache: str = env_field("LOUPE_MODEL_CACHE", "", "folder for the exported backbone (default ~/.cache/loupe/models)")
+    trainer_id: str = env_field("LOUPE_TRAINER_ID", "", "name of this trainer (default host-pid)")
+    threads: int = env_field("LOUPE_TRAINING_THREADS", 2, "compute threads for feature extraction")
+    log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

@@ -1,0 +1,201 @@
+"""Training a job, independent of Kafka and gRPC transport details.
+
+`Trainer.run_job` is idempotent by iteration id: a job whose iteration is no longer `Training`
+(finished by another trainer, or cancelled) is a no-op, so a redelivered job is harmless.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe.v1 import storage_pb2 as spb
+from loupe.v1 import training_pb2 as tpb
+from loupe_common.errors import LoupeError, NotFound, Unavailable
+from loupe_model.backbone import EmbedderLike, embed_images
+from loupe_model.evaluate import cross_validate, performance
+from loupe_model.head import train_head
+from loupe_model.preprocess import InvalidImage
+
+log = logging.getLogger(__name__)
+
+BACKBONE = "lite0"
+
+
+@dataclass
+class JobOutcome:
+    status: str  # "Completed", "Failed" or "Skipped"
+    detail: str = ""
+
+
+def seed_for(iteration_id: str) -> int:
+    """A fixed seed per iteration: the same images give the same model."""
+    return int.from_bytes(hashlib.sha256(iteration_id.encode()).digest()[:4], "little")
+
+
+def feature_key(project_id: str, sha256: str) -> str:
+    return f"features/{BACKBONE}/{project_id}/{sha256}"
+
+
+def _performance_proto(perf: dict) -> mpb.Performance:
+    return mpb.Performance(
+        threshold=perf["threshold"],
+        precision=perf["precision"],
+        precision_std_deviation=perf["precision_std_deviation"],
+        recall=perf["recall"],
+        recall_std_deviation=perf["recall_std_deviation"],
+        average_precision=perf["average_precision"],
+        per_tag=[
+            mpb.TagPerformance(
+                tag_id=t["id"], name=t["name"], precision=t["precision"],
+                precision_std_deviation=t["precision_std_deviation"], recall=t["recall"],
+                recall_std_deviation=t["recall_std_deviation"],
+                average_precision=t["average_precision"], image_count=t["image_count"],
+            )
+            for t in perf["per_tag"]
+        ],
+    )
+
+
+class Trainer:
+    """Runs training jobs against the metadata and storage services."""
+
+    def __init__(self, metadata, storage, embedder: EmbedderLike, trainer_id: str,
+                 publish_event: Callable[[tpb.TrainingEvent], None] | None = None):
+        self.metadata = metadata
+        self.storage = storage
+        self.embedder = embedder
+        self.trainer_id = trainer_id
+        self.publish_event = publish_event or (lambda event: None)
+        self.current_iteration = ""
+        self.jobs_completed = 0
+
+    def _progress(self, job: tpb.TrainingJob, stage: str, percent: float, started: float, message: str = "") -> None:
+        elapsed = time.monotonic() - started
+        eta = elapsed * (100.0 - percent) / percent if percent > 0 else 0.0
+        event = tpb.TrainingEvent(
+            iteration_id=job.iteration_id, project_id=job.project_id, stage=stage, percent=percent,
+            eta_seconds=eta, message=message, trainer_id=self.trainer_id,
+        )
+        event.time.GetCurrentTime()
+        self.publish_event(event)
+        if stage not in ("completed", "failed"):
+            try:
+                self.metadata.ReportProgress(mpb.ReportProgressRequest(
+                    iteration_id=job.iteration_id, stage=stage, percent=percent))
+            except LoupeError as err:  # progress is advisory; training goes on
+                log.warning("progress report failed: %s", err)
+
+    def run_job(self, job: tpb.TrainingJob) -> JobOutcome:
+        """Trains the job's iteration unless it is already finished.
+
+        Raises:
+            Unavailable: a backend could not be reached; the job must be retried (the caller
+                does not commit its offset).
+        """
+        try:
+            tset = self.metadata.GetTrainingSet(mpb.GetTrainingSetRequest(iteration_id=job.iteration_id))
+        except NotFound:
+            log.info("iteration %s no longer exists: skipping", job.iteration_id)
+            return JobOutcome("Skipped", "iteration deleted")
+        if tset.iteration.status != "Training":
+            log.info("iteration %s is %s: nothing to do", job.iteration_id, tset.iteration.status)
+            return JobOutcome("Skipped", tset.iteration.status)
+        self.current_iteration = job.iteration_id
+        started = time.monotonic()
+        try:
+            return self._train(job, tset, started)
+        except Unavailable:
+            raise
+        except (LoupeError, InvalidImage, ValueError) as err:
+            return self._fail(job, f"{type(err).__name__}: {err}", started)
+        finally:
+            self.current_iteration = ""
+
+    def _fail(self, job: tpb.TrainingJob, reason: str, started: float) -> JobOutcome:
+        log.warning("iteration %s failed: %s", job.iteration_id, reason)
+        self.metadata.FinishIteration(mpb.FinishIterationRequest(
+            iteration_id=job.iteration_id, status="Failed", error_message=reason[:2000],
+            training_seconds=time.monotonic() - started))
+        self._progress(job, "failed", 100.0, started, reason[:500])
+        return JobOutcome("Failed", reason)
+
+    def _features(self, job, images, started) -> np.ndarray:
+        """Embeddings for the training images; cached per image and backbone in storage."""
+        dim = self.embedder.feature_dim
+        feats = np.zeros((len(images), dim), dtype=np.float32)
+        missing: list[int] = []
+        for i, img in enumerate(images):
+            try:
+                raw = self.storage.GetObject(spb.GetObjectRequest(key=feature_key(job.project_id, img.sha256))).data
+                vec = np.load(io.BytesIO(raw), allow_pickle=False)
+                if vec.shape == (dim,):
+                    feats[i] = vec
+                    continue
+            except NotFound:
+                pass
+            missing.append(i)
+        if missing:
+            data = [
+                self.storage.GetImage(spb.GetImageRequest(project_id=job.project_id, sha256=images[i].sha256)).data
+                for i in missing
+            ]
+            computed = embed_images(
+                self.embedder, data,
+                progress=lambda done, total: self._progress(job, "features", 80.0 * done / total, started),
+            )
+            for row, i in enumerate(missing):
+                feats[i] = computed[row]
+                buf = io.BytesIO()
+                np.save(buf, computed[row], allow_pickle=False)
+                self.storage.PutObject(spb.PutObjectRequest(
+                    key=feature_key(job.project_id, images[i].sha256), data=buf.getvalue()))
+        log.info("features: %d cached, %d computed", len(images) - len(missing), len(missing))
+        return feats
+
+    def _train(self, job, tset: mpb.GetTrainingSetResponse, started: float) -> JobOutcome:
+        iteration = tset.iteration
+        self._progress(job, "loading", 1.0, started)
+        tag_ids = [t.id for t in tset.tags]
+        tag_names = [t.name for t in tset.tags]
+        column = {tid: i for i, tid in enumerate(tag_ids)}
+        images = [img for img in tset.images if any(t in column for t in img.tag_ids)]
+        if len(images) < 2 or len(tag_ids) < 1:
+            raise ValueError("not enough tagged images to train")
+        labels = np.zeros((len(images), len(tag_ids)), dtype=np.float32)
+        for r, img in enumerate(images):
+            for t in img.tag_ids:
+                if t in column:
+                    labels[r, column[t]] = 1.0
+        multilabel = iteration.classification_type == "Multilabel"
+        seed = seed_for(iteration.id)
+        feats = self._features(job, images, started)
+        self._progress(job, "evaluating", 82.0, started)
+        evaluation = cross_validate(feats, labels, multilabel, seed)
+        perf = performance(evaluation, 0.5, tag_ids, tag_names)
+        self._progress(job, "training", 92.0, started)
+        head = train_head(feats, labels, multilabel, seed, tag_ids, tag_names, BACKBONE)
+        self._progress(job, "saving", 96.0, started)
+        key = f"artifacts/{job.project_id}/{job.iteration_id}/head.npz"
+        self.storage.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes(),
+                                                    content_type="application/octet-stream"))
+        finished = self.metadata.FinishIteration(mpb.FinishIterationRequest(
+            iteration_id=job.iteration_id, status="Completed", artifact_key=key,
+            evaluation=evaluation.to_json(), performance=_performance_proto(perf),
+            training_seconds=time.monotonic() - started))
+        if finished.already_finished:
+            # Another trainer (or a cancel) finished it first; our artifact is unused.
+            log.info("iteration %s was finished elsewhere", job.iteration_id)
+            return JobOutcome("Skipped", "finished elsewhere")
+        self.jobs_completed += 1
+        self._progress(job, "completed", 100.0, started,
+                       f"precision {perf['precision']:.3f} recall {perf['recall']:.3f}")
+        log.info("iteration %s completed in %.1f s on %d images", job.iteration_id,
+                 time.monotonic() - started, len(images))
+        return JobOutcome("Completed")

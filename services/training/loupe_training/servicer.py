@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from loupe.v1 import training_pb2 as pb
+from loupe.v1 import training_pb2_grpc as pbg
+
+
+class TrainingServicer(pbg.TrainingServiceServicer):
+    def __init__(self, trainer, device: str):
+        self.trainer = trainer
+        self.device = device
+
+    def DescribeTrainer(self, request, context):
+        return pb.DescribeTrainerResponse(
+            trainer_id=self.trainer.trainer_id, device=self.device,
+            current_iteration_id=self.trainer.current_iteration,
+            jobs_completed=self.trainer.jobs_completed,
+        )
