@@ -139,3 +139,5 @@ def setup_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # kafka-python logs every connection and partition reset at INFO.
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))

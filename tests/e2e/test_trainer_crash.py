@@ -1,0 +1,101 @@
+"""A trainer SIGKILLed in the middle of a job: the job is redelivered, the iteration ends
+Completed exactly once, and nothing stays in Training."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe.v1 import metadata_pb2_grpc, training_pb2
+from loupe_common import kafka as lk
+from loupe_common.clients import ServiceClient
+from loupe_model.datasets import load_fashion_mnist
+
+pytestmark = pytest.mark.e2e
+
+
+def _start_trainer(live, name: str) -> subprocess.Popen:
+    env = dict(os.environ, **live.service_env(), LOUPE_TRAINING_ADDR="127.0.0.1:0",
+               LOUPE_METRICS_PORT="0", LOUPE_TRAINER_ID=name)
+    log = open(live.layout.logs / f"{name}.log", "ab")
+    return subprocess.Popen([sys.executable, "-m", "loupe_training"], env=env, stdout=log, stderr=log)
+
+
+def _events(bootstrap: str, iteration_id: str) -> list[training_pb2.TrainingEvent]:
+    consumer = lk.consumer(bootstrap, lk.TRAINING_EVENTS, f"test-{uuid.uuid4()}", consumer_timeout_ms=3000)
+    try:
+        out = []
+        for msg in consumer:
+            event = training_pb2.TrainingEvent.FromString(msg.value)
+            if event.iteration_id == iteration_id:
+                out.append(event)
+        return out
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
+    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
+    live.ctl("stop", "training")
+    victim = _start_trainer(live, "trainer-victim")
+    rescuer = None
+    try:
+        project = api.new_project(f"crash-{uuid.uuid4().hex[:6]}")
+        pid = project["id"]
+        # Enough images that the job runs for a few seconds: time to kill it mid-way.
+        images = load_fashion_mnist("train", (0, 1, 7), 60, seed=3)
+        for position in range(3):
+            tag = api.train("POST", f"/projects/{pid}/tags", params={"name": f"c{position}"})
+            mine = [img for img, label in images if label == position]
+            api.upload_files(pid, mine[:60], tag["id"])
+        account = metadata.ResolveKey(mpb.ResolveKeyRequest(key=api.training_key)).account_id
+        time.sleep(3)  # the victim has joined the group and owns every partition
+        iteration = api.train("POST", f"/projects/{pid}/train")
+        iid = iteration["id"]
+
+        deadline = time.monotonic() + 60
+        while True:
+            it = metadata.GetIteration(mpb.GetIterationRequest(account_id=account, project_id=pid, iteration_id=iid)).iteration
+            if it.progress_stage in ("loading", "features"):
+                break
+            assert it.status == "Training", f"finished before it could be killed: {it.status}"
+            assert time.monotonic() < deadline, "the trainer never started the job"
+            time.sleep(0.02)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        it = metadata.GetIteration(mpb.GetIterationRequest(account_id=account, project_id=pid, iteration_id=iid)).iteration
+        assert it.status == "Training"
+
+        rescuer = _start_trainer(live, "trainer-rescuer")
+        done = api.wait_iteration(pid, iid, timeout=120)
+        assert done["status"] == "Completed", done
+
+        # A duplicate of the finished job (as a redelivery would be) changes nothing.
+        before = api.train("GET", f"/projects/{pid}/iterations/{iid}")
+        producer = lk.producer(live.layout.addr("kafka"))
+        job = training_pb2.TrainingJob(iteration_id=iid, project_id=pid, account_id=account, training_type="Regular")
+        producer.send(lk.TRAINING_JOBS, key=pid.encode(), value=job.SerializeToString()).get(timeout=10)
+        producer.close()
+        time.sleep(4)
+        after = api.train("GET", f"/projects/{pid}/iterations/{iid}")
+        assert after == before
+
+        events = _events(live.layout.addr("kafka"), iid)
+        completed = [e for e in events if e.stage == "completed"]
+        assert len(completed) == 1 and completed[0].trainer_id == "trainer-rescuer"
+        assert any(e.trainer_id == "trainer-victim" for e in events)
+        iterations = api.train("GET", f"/projects/{pid}/iterations")
+        assert [i["status"] for i in iterations] == ["Completed"]
+    finally:
+        for proc in (victim, rescuer):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(20)
+        live.ctl("start", "training")
+        metadata.close()
