@@ -89,7 +89,8 @@ def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
         events = _events(live.layout.addr("kafka"), iid)
         completed = [e for e in events if e.stage == "completed"]
         assert len(completed) == 1 and completed[0].trainer_id == "trainer-rescuer"
-        assert any(e.trainer_id == "trainer-victim" for e in events)
+        # (The victim's own events may die with it: they are sent asynchronously. That it had
+        # started the job is known from the progress it recorded in metadata above.)
         iterations = api.train("GET", f"/projects/{pid}/iterations")
         assert [i["status"] for i in iterations] == ["Completed"]
     finally:

@@ -46,6 +46,7 @@ class Stack:
             "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
             "MINIO_ROOT_USER": "loupe-" + secrets.token_hex(4),
             "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
+            "URL_SIGNING_SECRET": secrets.token_urlsafe(32),
             "KAFKA_CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
         }
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
@@ -77,6 +78,7 @@ class Stack:
             "LOUPE_TORCHSERVE_MANAGEMENT_URL": f"http://{L.addr('torchserve_management')}",
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
             "LOUPE_MODEL_CACHE": str(install.model_cache()),
+            "LOUPE_URL_SIGNING_SECRET": s["URL_SIGNING_SECRET"],
         }
 
     # ---------------------------------------------------------------- first-time setup

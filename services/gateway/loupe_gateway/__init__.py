@@ -1,0 +1,1 @@
+"""Loupe gateway: the Custom Vision compatible REST API over Loupe's gRPC services."""

@@ -1,0 +1,198 @@
+"""Images: upload (multipart/octet-stream and JSON files), list, count, delete, and the image
+bytes behind the URIs in responses."""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from flask import Blueprint, Response, jsonify, request
+
+from loupe_common.errors import BadRequest, LoupeError, NotFound
+from loupe_gateway import multipart, serialize, uploads, validation
+from loupe_gateway.api.common import account, image_uri, no_content
+from loupe_gateway.app import state
+from loupe_gateway.clients import VARIANTS
+
+log = logging.getLogger(__name__)
+bp = Blueprint("images", __name__)
+
+MAX_TAKE = 256
+DEFAULT_TAKE = 50
+
+
+def _batch_tags() -> list[str]:
+    return validation.parse_guid_list(request.args.get("tagIds"), "BadRequestImageTags")
+
+
+def _body_entries(tag_ids: list[str]) -> list[uploads.Entry]:
+    """The images of a multipart or raw body, read as bytes from the raw stream."""
+    cfg = state().config
+    part_limit = cfg.max_training_image_bytes
+    # The whole batch at its largest, plus room for multipart headers.
+    body_limit = cfg.max_batch_images * part_limit + 1024 * 1024
+    body, too_large = multipart.read_body(
+        multipart.stream_chunks(request.stream.read), body_limit
+    )
+    if too_large:
+        raise BadRequest("the request body is too large", "BadRequestExceededBatchSize")
+    if multipart.is_multipart(request.content_type):
+        parts = multipart.parse_multipart(body, request.content_type or "", part_limit)
+        entries = [
+            uploads.Entry(p.filename or p.name, bytes(p.data), p.size, list(tag_ids), p.too_large)
+            for p in parts
+        ]
+    else:
+        entries = [uploads.Entry("", body, len(body), list(tag_ids), len(body) > part_limit)]
+    return entries
+
+
+@bp.post("/projects/<project_id>/images")
+def create_images_from_data(project_id: str):
+    cfg = state().config
+    tag_ids = _batch_tags()
+    validation.check_batch(1, len(tag_ids), cfg.max_batch_images, cfg.max_batch_tags)
+    entries = _body_entries(tag_ids)
+    validation.check_batch(len(entries), len(tag_ids), cfg.max_batch_images, cfg.max_batch_tags)
+    summary, status = uploads.upload(
+        state().backends, cfg, account(), project_id, entries, image_uri
+    )
+    return jsonify(summary), status
+
+
+def _contents(value) -> bytes:
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("contents must be base64", "BadRequestImageStream") from None
+    if isinstance(value, list):
+        try:
+            return bytes(value)
+        except (TypeError, ValueError):
+            raise BadRequest("contents must be bytes 0-255", "BadRequestImageStream") from None
+    raise BadRequest("an image entry has no contents", "BadRequestImageStream")
+
+
+@bp.post("/projects/<project_id>/images/files")
+def create_images_from_files(project_id: str):
+    cfg = state().config
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+        raise BadRequest("the body must be an ImageFileCreateBatch", "BadRequestImageBatch")
+    batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
+    images = body["images"]
+    validation.check_batch(len(images), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
+    entries = []
+    for item in images:
+        if not isinstance(item, dict):
+            raise BadRequest("an image entry must be an object", "BadRequestImageBatch")
+        own = validation.parse_guid_list(item.get("tagIds") or [], "BadRequestImageTags")
+        tags = list(dict.fromkeys(batch_tags + own))
+        data = _contents(item.get("contents"))
+        entries.append(uploads.Entry(
+            str(item.get("name") or ""), data, len(data), tags,
+            len(data) > cfg.max_training_image_bytes,
+        ))
+    summary, status = uploads.upload(
+        state().backends, cfg, account(), project_id, entries, image_uri
+    )
+    return jsonify(summary), status
+
+
+def _list(project_id: str, tagging_status: str):
+    args = request.args
+    page = state().backends.list_images(
+        account(), project_id,
+        tagging_status=tagging_status,
+        tag_ids=validation.parse_guid_list(args.get("tagIds")),
+        order_by=args.get("orderBy", ""),
+        take=validation.parse_int(args.get("take"), "take", DEFAULT_TAKE, 0, MAX_TAKE)
+        or DEFAULT_TAKE,
+        skip=validation.parse_int(args.get("skip"), "skip", 0, 0),
+    )
+    return jsonify([serialize.image(img, image_uri) for img in page.images])
+
+
+def _count(project_id: str, tagging_status: str):
+    page = state().backends.list_images(
+        account(), project_id, tagging_status=tagging_status,
+        tag_ids=validation.parse_guid_list(request.args.get("tagIds")), take=1,
+    )
+    return jsonify(page.total)
+
+
+@bp.get("/projects/<project_id>/images")
+def get_images(project_id: str):
+    return _list(project_id, request.args.get("taggingStatus", ""))
+
+
+@bp.get("/projects/<project_id>/images/tagged")
+def get_tagged_images(project_id: str):
+    return _list(project_id, "Tagged")
+
+
+@bp.get("/projects/<project_id>/images/untagged")
+def get_untagged_images(project_id: str):
+    return _list(project_id, "Untagged")
+
+
+@bp.get("/projects/<project_id>/images/count")
+def get_image_count(project_id: str):
+    return _count(project_id, request.args.get("taggingStatus", ""))
+
+
+@bp.get("/projects/<project_id>/images/tagged/count")
+def get_tagged_image_count(project_id: str):
+    return _count(project_id, "Tagged")
+
+
+@bp.get("/projects/<project_id>/images/untagged/count")
+def get_untagged_image_count(project_id: str):
+    return _count(project_id, "Untagged")
+
+
+@bp.get("/projects/<project_id>/images/id")
+def get_images_by_ids(project_id: str):
+    ids = validation.parse_guid_list(request.args.get("imageIds"))
+    if not ids:
+        return jsonify([])
+    if len(ids) > MAX_TAKE:
+        raise BadRequest(f"at most {MAX_TAKE} image ids", "BadRequestExceededBatchSize")
+    page = state().backends.list_images(account(), project_id, image_ids=ids, take=len(ids))
+    return jsonify([serialize.image(img, image_uri) for img in page.images])
+
+
+@bp.delete("/projects/<project_id>/images")
+def delete_images(project_id: str):
+    ids = validation.parse_guid_list(request.args.get("imageIds"))
+    if len(ids) > MAX_TAKE:
+        raise BadRequest(f"at most {MAX_TAKE} image ids", "BadRequestExceededBatchSize")
+    all_images = validation.parse_bool(request.args.get("allImages"))
+    backends = state().backends
+    orphaned = backends.delete_images(account(), project_id, ids, all_images and not ids)
+    if orphaned:
+        try:
+            backends.delete_image_data(project_id, orphaned)
+        except LoupeError as err:
+            log.warning("images of %s deleted, but not their bytes: %r", project_id, err)
+    return no_content()
+
+
+@bp.get("/projects/<project_id>/images/<image_id>/<variant>")
+def image_data(project_id: str, image_id: str, variant: str):
+    if variant not in VARIANTS:
+        raise NotFound("unknown image variant", "NotFound")
+    try:
+        image_id = validation.parse_guid(image_id)
+    except BadRequest:
+        raise NotFound(f"image {image_id!r} not found", "NotFoundImage") from None
+    backends = state().backends
+    page = backends.list_images(account(), project_id, image_ids=[image_id], take=1)
+    if not page.images:
+        raise NotFound(f"image {image_id!r} not found", "NotFoundImage")
+    img = page.images[0]
+    data = backends.get_image(project_id, img.sha256, variant)
+    response = Response(data.data, mimetype=data.content_type or img.content_type)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response

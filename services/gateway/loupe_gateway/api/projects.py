@@ -1,0 +1,93 @@
+"""Projects: create, list, get, update, delete."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, request
+
+from loupe_common.errors import BadRequest, LoupeError
+from loupe_gateway import domains, serialize
+from loupe_gateway.api.common import account, no_content
+from loupe_gateway.app import state
+
+log = logging.getLogger(__name__)
+bp = Blueprint("projects", __name__)
+
+
+def _export_platforms(raw: str | None, domain_id: str) -> list[str]:
+    platforms = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    for platform in platforms:
+        if platform.upper() not in domains.EXPORT_PLATFORMS or not domains.exportable(domain_id):
+            raise BadRequest(
+                f"export platform {platform!r} is not supported by this domain",
+                "BadRequestProjectUnsupportedExportPlatform",
+            )
+    return [p.upper() for p in platforms]
+
+
+@bp.post("/projects")
+def create_project():
+    args = request.args
+    domain_id = domains.resolve(args.get("domainId"))
+    project = state().backends.create_project(
+        account(),
+        name=args.get("name", ""),
+        description=args.get("description", ""),
+        domain_id=domain_id,
+        classification_type=args.get("classificationType", ""),
+        target_export_platforms=_export_platforms(args.get("targetExportPlatforms"), domain_id),
+    )
+    return jsonify(serialize.project(project))
+
+
+@bp.get("/projects")
+def list_projects():
+    return jsonify([serialize.project(p) for p in state().backends.list_projects(account())])
+
+
+@bp.get("/projects/<project_id>")
+def get_project(project_id: str):
+    return jsonify(serialize.project(state().backends.get_project(account(), project_id)))
+
+
+@bp.patch("/projects/<project_id>")
+def update_project(project_id: str):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a Project JSON object", "BadRequestRequiredParamIsNull")
+    mask: list[str] = []
+    fields: dict[str, str] = {}
+    if body.get("name") is not None:
+        mask.append("name")
+        fields["name"] = str(body["name"])
+    if body.get("description") is not None:
+        mask.append("description")
+        fields["description"] = str(body["description"])
+    settings = body.get("settings") or {}
+    if isinstance(settings, dict):
+        if settings.get("domainId"):
+            mask.append("domain_id")
+            fields["domain_id"] = domains.resolve(str(settings["domainId"]))
+        if settings.get("classificationType"):
+            mask.append("classification_type")
+            fields["classification_type"] = str(settings["classificationType"])
+    backends = state().backends
+    if not mask:
+        return jsonify(serialize.project(backends.get_project(account(), project_id)))
+    return jsonify(serialize.project(backends.update_project(account(), project_id, mask, **fields)))
+
+
+@bp.delete("/projects/<project_id>")
+def delete_project(project_id: str):
+    backends = state().backends
+    deleted = backends.delete_project(account(), project_id)
+    # The rows are gone, so the bytes are unreachable through the API: removing them is
+    # clean-up, and a storage hiccup must not turn a completed delete into an error.
+    try:
+        if deleted.image_sha256:
+            backends.delete_image_data(project_id, deleted.image_sha256)
+        if deleted.artifact_keys:
+            backends.delete_objects(deleted.artifact_keys)
+    except LoupeError as err:
+        log.warning("project %s deleted, but its stored bytes were not: %r", project_id, err)
+    return no_content()

@@ -1,0 +1,36 @@
+"""Tags: list, create, get, delete."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from loupe_gateway import serialize
+from loupe_gateway.api.common import account, no_content
+from loupe_gateway.app import state
+
+bp = Blueprint("tags", __name__)
+
+
+@bp.get("/projects/<project_id>/tags")
+def list_tags(project_id: str):
+    return jsonify([serialize.tag(t) for t in state().backends.list_tags(account(), project_id)])
+
+
+@bp.post("/projects/<project_id>/tags")
+def create_tag(project_id: str):
+    args = request.args
+    tag = state().backends.create_tag(
+        account(), project_id, name=args.get("name", ""),
+        description=args.get("description", ""), type=args.get("type", ""),
+    )
+    return jsonify(serialize.tag(tag))
+
+
+@bp.get("/projects/<project_id>/tags/<tag_id>")
+def get_tag(project_id: str, tag_id: str):
+    return jsonify(serialize.tag(state().backends.get_tag(account(), project_id, tag_id)))
+
+
+@bp.delete("/projects/<project_id>/tags/<tag_id>")
+def delete_tag(project_id: str, tag_id: str):
+    state().backends.delete_tag(account(), project_id, tag_id)
+    return no_content()

@@ -1,0 +1,42 @@
+"""The training API root (`/customvision/<version>/training`): version and key handling, with
+one nested blueprint per resource."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, g, request
+
+from loupe_gateway import signing, versions
+from loupe_gateway.api import domains, images, iterations, projects, tags
+from loupe_gateway.app import state
+from loupe_gateway.auth import TRAINING, HEADERS, Principal, unauthorized
+
+bp = Blueprint("training", __name__, url_prefix=versions.TRAINING_PREFIX)
+
+#: Views that also accept a signed URI (`?a=&exp=&sig=`) instead of the Training-Key header.
+SIGNED_ENDPOINTS = {"training.images.image_data"}
+
+
+@bp.url_value_preprocessor
+def _pop_version(endpoint, values):
+    g.api_version = (values or {}).pop("version", versions.TRAINING_VERSIONS[-1])
+
+
+@bp.before_request
+def _authenticate():
+    if request.endpoint in SIGNED_ENDPOINTS and "sig" in request.args and not request.headers.get(
+        HEADERS[TRAINING]
+    ):
+        account_id = request.args.get("a", "")
+        if not signing.verify(
+            state().config.url_signing_secret, request.path, account_id,
+            request.args.get("exp", ""), request.args.get("sig", ""), time.time(),
+        ):
+            raise unauthorized()
+        g.principal = Principal(account_id, TRAINING, "")
+        return
+    g.principal = state().keys.authenticate(TRAINING, request.headers.get(HEADERS[TRAINING]))
+
+
+for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp):
+    bp.register_blueprint(child)

@@ -1,0 +1,53 @@
+"""The gateway's Flask application factory (flaskr style)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+
+from loupe_gateway import errors, metrics, versions
+from loupe_gateway.auth import KeyResolver
+from loupe_gateway.clients import Backends
+from loupe_gateway.config import GatewayConfig
+
+
+@dataclass
+class GatewayState:
+    """What every view needs: configuration, backends and the key resolver."""
+
+    config: GatewayConfig
+    backends: Backends
+    keys: KeyResolver
+
+
+def state() -> GatewayState:
+    return current_app.extensions["loupe"]
+
+
+def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
+    """Builds the gateway app.
+
+    Args:
+        config: the gateway configuration.
+        clients: backends to use; by default lazily connected clients of the configured
+            targets (nothing connects until a request needs it).
+    Returns:
+        The Flask app (a WSGI callable).
+    """
+    from loupe_gateway.api import health, prediction, training
+
+    app = Flask(__name__, static_folder=None)
+    app.json.sort_keys = False
+    # Werkzeug must never parse form bodies into request.form for us (binary image parts are
+    # mangled there); bodies are read raw in loupe_gateway.multipart.
+    backends = clients if clients is not None else Backends(config)
+    resolver = KeyResolver(backends.resolve_key, ttl=config.key_cache_seconds)
+    app.extensions["loupe"] = GatewayState(config, backends, resolver)
+    app.url_map.strict_slashes = False
+    versions.register(app)
+    errors.init_app(app)
+    metrics.init_app(app)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(training.bp)
+    app.register_blueprint(prediction.bp)
+    return app

@@ -1,0 +1,263 @@
+"""The gateway's backends: one thin method per backend call (metadata, storage, prediction,
+Kafka). Channels and the Kafka producer are opened lazily, on first use, so the app can be built
+(and its pre-backend paths tested) without any backend running.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe.v1 import metadata_pb2_grpc
+from loupe.v1 import prediction_pb2 as ppb
+from loupe.v1 import prediction_pb2_grpc
+from loupe.v1 import storage_pb2 as spb
+from loupe.v1 import storage_pb2_grpc
+from loupe.v1 import training_pb2 as tpb
+from loupe_common import kafka
+from loupe_common.clients import ServiceClient
+from loupe_common.errors import Unavailable
+from loupe_common.timeutil import to_proto, utcnow
+
+from loupe_gateway.config import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+VARIANTS = {
+    "original": spb.IMAGE_VARIANT_ORIGINAL,
+    "resized": spb.IMAGE_VARIANT_RESIZED,
+    "thumbnail": spb.IMAGE_VARIANT_THUMBNAIL,
+}
+
+
+class Backends:
+    """Lazily connected clients of every backend the gateway calls."""
+
+    def __init__(self, config: GatewayConfig):
+        self._config = config
+        self._lock = threading.Lock()
+        self._metadata: ServiceClient | None = None
+        self._storage: ServiceClient | None = None
+        self._prediction: ServiceClient | None = None
+        self._producer = None
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def metadata(self) -> ServiceClient:
+        with self._lock:
+            if self._metadata is None:
+                self._metadata = ServiceClient(
+                    self._config.metadata_target, metadata_pb2_grpc.MetadataServiceStub
+                )
+            return self._metadata
+
+    @property
+    def storage(self) -> ServiceClient:
+        with self._lock:
+            if self._storage is None:
+                self._storage = ServiceClient(
+                    self._config.storage_target, storage_pb2_grpc.StorageServiceStub
+                )
+            return self._storage
+
+    @property
+    def prediction(self) -> ServiceClient:
+        with self._lock:
+            if self._prediction is None:
+                self._prediction = ServiceClient(
+                    self._config.prediction_target, prediction_pb2_grpc.PredictionServiceStub
+                )
+            return self._prediction
+
+    def _kafka_producer(self):
+        with self._lock:
+            if self._producer is None:
+                self._producer = kafka.producer(self._config.kafka_bootstrap)
+            return self._producer
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._metadata, self._storage, self._prediction):
+                if client is not None:
+                    client.close()
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+            self._metadata = self._storage = self._prediction = self._producer = None
+
+    # --- metadata ------------------------------------------------------------------------------
+
+    def resolve_key(self, key: str) -> mpb.ResolveKeyResponse:
+        return self.metadata.ResolveKey(mpb.ResolveKeyRequest(key=key))
+
+    def create_project(self, account_id: str, name: str, description: str, domain_id: str,
+                       classification_type: str, target_export_platforms: Sequence[str]
+                       ) -> mpb.Project:
+        return self.metadata.CreateProject(mpb.CreateProjectRequest(
+            account_id=account_id, name=name, description=description, domain_id=domain_id,
+            classification_type=classification_type,
+            target_export_platforms=list(target_export_platforms),
+        )).project
+
+    def get_project(self, account_id: str, project_id: str) -> mpb.Project:
+        return self.metadata.GetProject(
+            mpb.GetProjectRequest(account_id=account_id, project_id=project_id)).project
+
+    def list_projects(self, account_id: str) -> list[mpb.Project]:
+        return list(self.metadata.ListProjects(
+            mpb.ListProjectsRequest(account_id=account_id)).projects)
+
+    def update_project(self, account_id: str, project_id: str, update_mask: Sequence[str],
+                       **fields: str) -> mpb.Project:
+        return self.metadata.UpdateProject(mpb.UpdateProjectRequest(
+            account_id=account_id, project_id=project_id, update_mask=list(update_mask), **fields
+        )).project
+
+    def delete_project(self, account_id: str, project_id: str) -> mpb.DeleteProjectResponse:
+        return self.metadata.DeleteProject(
+            mpb.DeleteProjectRequest(account_id=account_id, project_id=project_id))
+
+    def create_tag(self, account_id: str, project_id: str, name: str, description: str,
+                   type: str) -> mpb.Tag:
+        return self.metadata.CreateTag(mpb.CreateTagRequest(
+            account_id=account_id, project_id=project_id, name=name, description=description,
+            type=type)).tag
+
+    def get_tag(self, account_id: str, project_id: str, tag_id: str) -> mpb.Tag:
+        return self.metadata.GetTag(mpb.GetTagRequest(
+            account_id=account_id, project_id=project_id, tag_id=tag_id)).tag
+
+    def list_tags(self, account_id: str, project_id: str) -> list[mpb.Tag]:
+        return list(self.metadata.ListTags(
+            mpb.ListTagsRequest(account_id=account_id, project_id=project_id)).tags)
+
+    def delete_tag(self, account_id: str, project_id: str, tag_id: str) -> None:
+        self.metadata.DeleteTag(mpb.DeleteTagRequest(
+            account_id=account_id, project_id=project_id, tag_id=tag_id))
+
+    def add_images(self, account_id: str, project_id: str, images: Sequence[mpb.NewImage]
+                   ) -> list[mpb.AddedImage]:
+        return list(self.metadata.AddImages(mpb.AddImagesRequest(
+            account_id=account_id, project_id=project_id, images=list(images))).results)
+
+    def list_images(self, account_id: str, project_id: str, tagging_status: str = "",
+                    tag_ids: Sequence[str] = (), order_by: str = "", take: int = 0,
+                    skip: int = 0, image_ids: Sequence[str] = ()) -> mpb.ListImagesResponse:
+        return self.metadata.ListImages(mpb.ListImagesRequest(
+            account_id=account_id, project_id=project_id, tagging_status=tagging_status,
+            tag_ids=list(tag_ids), order_by=order_by, take=take, skip=skip,
+            image_ids=list(image_ids)))
+
+    def delete_images(self, account_id: str, project_id: str, image_ids: Sequence[str],
+                      all: bool) -> list[str]:
+        return list(self.metadata.DeleteImages(mpb.DeleteImagesRequest(
+            account_id=account_id, project_id=project_id, image_ids=list(image_ids), all=all
+        )).orphaned_sha256)
+
+    def create_iteration(self, account_id: str, project_id: str, training_type: str,
+                         reserved_budget_in_hours: float, force_train: bool,
+                         selected_tag_ids: Sequence[str], min_images_per_tag: int
+                         ) -> mpb.Iteration:
+        return self.metadata.CreateIteration(mpb.CreateIterationRequest(
+            account_id=account_id, project_id=project_id, training_type=training_type,
+            reserved_budget_in_hours=reserved_budget_in_hours, force_train=force_train,
+            selected_tag_ids=list(selected_tag_ids), min_images_per_tag=min_images_per_tag,
+        )).iteration
+
+    def get_iteration(self, account_id: str, project_id: str, iteration_id: str
+                      ) -> mpb.Iteration:
+        return self.metadata.GetIteration(mpb.GetIterationRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id)).iteration
+
+    def list_iterations(self, account_id: str, project_id: str) -> list[mpb.Iteration]:
+        return list(self.metadata.ListIterations(mpb.ListIterationsRequest(
+            account_id=account_id, project_id=project_id)).iterations)
+
+    def delete_iteration(self, account_id: str, project_id: str, iteration_id: str) -> str:
+        return self.metadata.DeleteIteration(mpb.DeleteIterationRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id
+        )).artifact_key
+
+    def fail_iteration(self, iteration_id: str, error_message: str) -> None:
+        self.metadata.FinishIteration(mpb.FinishIterationRequest(
+            iteration_id=iteration_id, status="Failed", error_message=error_message))
+
+    def publish_iteration(self, account_id: str, project_id: str, iteration_id: str,
+                          publish_name: str, prediction_resource_id: str, overwrite: bool
+                          ) -> mpb.Iteration:
+        return self.metadata.PublishIteration(mpb.PublishIterationRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id,
+            publish_name=publish_name, prediction_resource_id=prediction_resource_id,
+            overwrite=overwrite)).iteration
+
+    def unpublish_iteration(self, account_id: str, project_id: str, iteration_id: str
+                            ) -> mpb.Iteration:
+        return self.metadata.UnpublishIteration(mpb.UnpublishIterationRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id)).iteration
+
+    def get_published_iteration(self, account_id: str, project_id: str, publish_name: str
+                                ) -> mpb.GetPublishedIterationResponse:
+        return self.metadata.GetPublishedIteration(mpb.GetPublishedIterationRequest(
+            account_id=account_id, project_id=project_id, publish_name=publish_name))
+
+    # --- storage -------------------------------------------------------------------------------
+
+    def put_image(self, project_id: str, data: bytes, content_type: str) -> spb.PutImageResponse:
+        return self.storage.PutImage(spb.PutImageRequest(
+            project_id=project_id, data=data, content_type=content_type))
+
+    def get_image(self, project_id: str, sha256: str, variant: str) -> spb.GetImageResponse:
+        return self.storage.GetImage(spb.GetImageRequest(
+            project_id=project_id, sha256=sha256, variant=VARIANTS[variant]))
+
+    def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False
+                          ) -> None:
+        self.storage.DeleteImageData(spb.DeleteImageDataRequest(
+            project_id=project_id, sha256=list(sha256), all=all))
+
+    def delete_objects(self, keys: Sequence[str]) -> None:
+        self.storage.DeleteObjects(spb.DeleteObjectsRequest(keys=list(keys)))
+
+    # --- prediction ----------------------------------------------------------------------------
+
+    def load_iteration(self, project_id: str, iteration_id: str, artifact_key: str) -> None:
+        self.prediction.LoadIteration(ppb.LoadIterationRequest(
+            project_id=project_id, iteration_id=iteration_id, artifact_key=artifact_key))
+
+    def unload_iteration(self, iteration_id: str) -> None:
+        self.prediction.UnloadIteration(ppb.UnloadIterationRequest(iteration_id=iteration_id))
+
+    def classify(self, project_id: str, iteration_id: str, artifact_key: str, image: bytes,
+                 store: bool, application: str) -> ppb.ClassifyResponse:
+        return self.prediction.Classify(ppb.ClassifyRequest(
+            project_id=project_id, iteration_id=iteration_id, artifact_key=artifact_key,
+            image=image, store=store, application=application))
+
+    # --- kafka ---------------------------------------------------------------------------------
+
+    def request_training(self, iteration: mpb.Iteration, account_id: str) -> None:
+        """Produces the TrainingJob and waits for the broker's acknowledgement.
+
+        Raises:
+            Unavailable: Kafka did not take the job.
+        """
+        job = tpb.TrainingJob(
+            iteration_id=iteration.id,
+            project_id=iteration.project_id,
+            account_id=account_id,
+            training_type=iteration.training_type,
+            reserved_budget_in_hours=iteration.reserved_budget_in_hours,
+            requested_at=to_proto(utcnow()),
+        )
+        try:
+            future = self._kafka_producer().send(
+                kafka.TRAINING_JOBS, key=iteration.project_id.encode(),
+                value=job.SerializeToString())
+            future.get(timeout=self._config.kafka_send_timeout)
+        except Exception as exc:  # kafka-python raises many unrelated types
+            log.warning("training job for %s not produced: %s", iteration.id, exc)
+            raise Unavailable(
+                f"the training queue did not accept the job: {exc}",
+                "ErrorProjectTrainingRequestFailed",
+            ) from None

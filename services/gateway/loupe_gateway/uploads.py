@@ -1,0 +1,106 @@
+"""The upload flow: validate every image, put the valid bytes in storage, then add all rows in
+ONE metadata AddImages call. If AddImages fails, bytes that this batch newly stored are removed
+again, so a failed upload leaves neither rows nor objects behind.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe_common.errors import BadRequest, LoupeError
+from loupe_gateway import serialize, validation
+from loupe_gateway.clients import Backends
+from loupe_gateway.config import GatewayConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Entry:
+    """One image of an upload request."""
+
+    name: str
+    data: bytes | None
+    size: int
+    tag_ids: list[str] = field(default_factory=list)
+    too_large: bool = False
+
+
+def upload(
+    backends: Backends,
+    config: GatewayConfig,
+    account_id: str,
+    project_id: str,
+    entries: Sequence[Entry],
+    uri: Callable[[mpb.Image, str], str],
+) -> tuple[dict, int]:
+    """Stores a batch; returns (ImageCreateSummary JSON, HTTP status).
+
+    The status is 200 when every image was stored (OK or OKDuplicate) and 207 (Multi-Status)
+    when some were refused, as the SDK documents; `isBatchSuccessful` is true only when every
+    image is new (OK), as Custom Vision reports it.
+    """
+    results: list[dict | None] = [None] * len(entries)
+    valid: list[tuple[int, validation.ImageInfo]] = []
+    for index, entry in enumerate(entries):
+        try:
+            if entry.too_large or entry.data is None:
+                raise BadRequest("image too large", "BadRequestImageSizeBytes")
+            if len(entry.tag_ids) > config.max_batch_tags:
+                raise BadRequest("too many tags", "BadRequestExceedTagPerImageLimit")
+            info = validation.check_image(
+                entry.data, config.max_training_image_bytes, config.max_image_side
+            )
+        except BadRequest as err:
+            results[index] = serialize.image_create_result(
+                entry.name, validation.upload_status(err), None
+            )
+            continue
+        valid.append((index, info))
+
+    stored: list[tuple[int, validation.ImageInfo, str]] = []
+    new_hashes: list[str] = []
+    for index, info in valid:
+        try:
+            put = backends.put_image(project_id, entries[index].data or b"", info.content_type)
+        except LoupeError as err:
+            log.warning("storing an image of project %s failed: %r", project_id, err)
+            results[index] = serialize.image_create_result(entries[index].name, "ErrorStorage", None)
+            continue
+        if not put.existed:
+            new_hashes.append(put.sha256)
+        stored.append((index, info, put.sha256))
+
+    if stored:
+        try:
+            added = backends.add_images(account_id, project_id, [
+                mpb.NewImage(
+                    sha256=sha, width=info.width, height=info.height,
+                    content_type=info.content_type, size_bytes=info.size_bytes,
+                    tag_ids=entries[index].tag_ids,
+                )
+                for index, info, sha in stored
+            ])
+        except LoupeError:
+            _compensate(backends, project_id, new_hashes)
+            raise
+        for (index, _info, _sha), result in zip(stored, added):
+            results[index] = serialize.image_create_result(
+                entries[index].name, result.status, serialize.image(result.image, uri)
+            )
+
+    final = [r for r in results if r is not None]
+    summary = serialize.image_create_summary(final)
+    failed = any(not r["status"].startswith("OK") for r in final)
+    return summary, 207 if failed else 200
+
+
+def _compensate(backends: Backends, project_id: str, hashes: list[str]) -> None:
+    if not hashes:
+        return
+    try:
+        backends.delete_image_data(project_id, hashes)
+    except LoupeError as err:  # the rows were never added: these objects are unreachable
+        log.error("could not remove %d orphaned images of %s: %r", len(hashes), project_id, err)

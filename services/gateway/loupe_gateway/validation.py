@@ -1,0 +1,174 @@
+"""Pure request validation: images (format, bytes, dimensions), batch limits, ids, query values.
+
+No I/O. Every refusal is a `BadRequest` carrying the Custom Vision error code the official SDK
+enumerates (`CustomVisionErrorCodes`); `upload_status` turns such a refusal into the per-image
+`ImageCreateStatus` string an upload summary reports.
+"""
+from __future__ import annotations
+
+import io
+import uuid
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from loupe_common.errors import BadRequest, LoupeError
+
+#: PIL format name -> MIME type, for the formats Custom Vision accepts (plus WebP).
+FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "BMP": "image/bmp",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+}
+
+#: Custom Vision error code of a refused image -> its status in an upload summary.
+_UPLOAD_STATUS = {
+    "BadRequestImageFormat": "ErrorImageFormat",
+    "BadRequestImageSizeBytes": "ErrorImageSize",
+    "BadRequestImageDimensions": "ErrorImageDimensions",
+    "BadRequestImageTags": "ErrorInvalidTag",
+    "BadRequestExceedTagPerImageLimit": "ErrorTagLimitExceed",
+    "BadRequestNegativeAndRegularTagOnSameImage": "ErrorNegativeAndRegularTagOnSameImage",
+}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    width: int
+    height: int
+    content_type: str
+    size_bytes: int
+
+
+def check_image(data: bytes, max_bytes: int, max_side: int) -> ImageInfo:
+    """Checks that `data` is one image Loupe accepts; returns its dimensions and type.
+
+    Only the header is decoded (plus PIL's structural `verify`), so this is cheap even for
+    large images.
+
+    Raises:
+        BadRequest: BadRequestImageSizeBytes (empty or over `max_bytes`),
+            BadRequestImageFormat (not an image, or a format other than JPEG/PNG/BMP/GIF/WebP),
+            BadRequestImageDimensions (a side over `max_side` pixels, or zero).
+    """
+    size = len(data)
+    if size == 0:
+        raise BadRequest("the image is empty", "BadRequestImageSizeBytes")
+    if size > max_bytes:
+        raise BadRequest(
+            f"the image is {size} bytes; the limit is {max_bytes} bytes",
+            "BadRequestImageSizeBytes",
+        )
+    try:
+        # PIL's decompression-bomb guard warns (an error under pytest) or raises on huge images;
+        # the side limit below is the rule that applies here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                fmt = img.format
+                width, height = img.size
+                img.verify()
+    except Image.DecompressionBombError:
+        raise BadRequest(
+            f"the image has too many pixels; sides are limited to {max_side} pixels",
+            "BadRequestImageDimensions",
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise BadRequest(f"the data is not a valid image: {exc}", "BadRequestImageFormat") from None
+    if fmt not in FORMATS:
+        raise BadRequest(
+            f"image format {fmt} is not supported (JPEG, PNG, BMP, GIF, WebP)",
+            "BadRequestImageFormat",
+        )
+    if width <= 0 or height <= 0 or width > max_side or height > max_side:
+        raise BadRequest(
+            f"the image is {width}x{height} pixels; sides are limited to {max_side} pixels",
+            "BadRequestImageDimensions",
+        )
+    return ImageInfo(width, height, FORMATS[fmt], size)
+
+
+def upload_status(err: LoupeError) -> str:
+    """The ImageCreateStatus an upload summary reports for an image refused with `err`."""
+    return _UPLOAD_STATUS.get(err.code, "ErrorUnknown")
+
+
+def check_batch(images: int, tags: int, max_images: int, max_tags: int) -> None:
+    """Refuses an upload batch over Custom Vision's limits (64 images, 20 tags by default)."""
+    if images > max_images:
+        raise BadRequest(
+            f"a batch holds at most {max_images} images; this one has {images}",
+            "BadRequestExceededBatchSize",
+        )
+    if tags > max_tags:
+        raise BadRequest(
+            f"a batch carries at most {max_tags} tags; this one has {tags}",
+            "BadRequestExceededBatchSize",
+        )
+    if images == 0:
+        raise BadRequest("the request holds no image", "BadRequestImageBatch")
+
+
+def parse_guid(value: str | None, code: str = "BadRequestInvalidIds") -> str:
+    """The canonical (lowercase, hyphenated) form of a GUID, or BadRequest with `code`."""
+    try:
+        return str(uuid.UUID(str(value).strip()))
+    except (ValueError, TypeError, AttributeError):
+        raise BadRequest(f"invalid id {value!r}", code) from None
+
+
+def parse_guid_list(
+    values: str | Iterable[str] | None, code: str = "BadRequestInvalidIds"
+) -> list[str]:
+    """GUIDs from a comma-separated query value (or a list); keeps order, drops repeats."""
+    if values is None:
+        return []
+    if isinstance(values, str):
+        values = values.split(",")
+    out: dict[str, None] = {}
+    for value in values:
+        if isinstance(value, str) and not value.strip():
+            continue
+        out[parse_guid(value, code)] = None
+    return list(out)
+
+
+def parse_bool(value: str | None, default: bool = False) -> bool:
+    """A query boolean as .NET writes it (true/false, any case; 1/0)."""
+    if value is None or value == "":
+        return default
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"{value!r} is not a boolean", "BadRequest")
+
+
+def parse_int(
+    value: str | None, name: str, default: int, minimum: int | None = None,
+    maximum: int | None = None,
+) -> int:
+    """A query integer within [minimum, maximum]; BadRequest otherwise."""
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be an integer, not {value!r}", "BadRequest") from None
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        raise BadRequest(f"{name} must be between {minimum} and {maximum}", "BadRequest")
+    return number
+
+
+def parse_float(value: str | None, name: str, default: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be a number, not {value!r}", "BadRequest") from None
