@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-port", type=int, default=int(os.environ.get("LOUPE_BASE_PORT", DEFAULT_BASE_PORT)))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     stack = Stack(Layout(data=args.data.resolve(), base_port=args.base_port))
 
     if args.command == "install":

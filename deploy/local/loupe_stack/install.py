@@ -21,6 +21,8 @@ DEBIAN_PACKAGES = {
     # package -> a file that proves it is installed
     "postgresql": "/usr/lib/postgresql",
     "dataset-fashion-mnist": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+    # the browser of the web UI's end-to-end test (driven by playwright, no browser download)
+    "chromium": "/usr/bin/chromium",
 }
 
 

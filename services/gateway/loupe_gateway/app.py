@@ -34,6 +34,7 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     Returns:
         The Flask app (a WSGI callable).
     """
+    from loupe_gateway import ui
     from loupe_gateway.api import health, prediction, training
 
     app = Flask(__name__, static_folder=None)
@@ -50,4 +51,5 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(training.bp)
     app.register_blueprint(prediction.bp)
+    app.register_blueprint(ui.bp)
     return app

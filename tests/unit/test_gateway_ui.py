@@ -1,0 +1,56 @@
+"""The web UI blueprint on a bare Flask app: the page and its static files are served."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from flask import Flask
+
+from loupe_gateway import ui
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture()
+def client():
+    app = Flask(__name__, static_folder=None)
+    app.register_blueprint(ui.bp)
+    return app.test_client()
+
+
+@pytest.mark.parametrize("path", ["/", "/ui"])
+def test_page_references_its_assets(client, path):
+    resp = client.get(path)
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/html"
+    html = resp.get_data(as_text=True)
+    assert '<script src="/ui/static/app.js"' in html
+    assert 'href="/ui/static/app.css"' in html
+    # the page tells the user where the keys are
+    assert ".loupe/env" in html
+    # no resource outside the gateway (the page must work without internet)
+    assert not re.search(r"""(src|href)=["']https?://""", html)
+
+
+def test_static_files_are_served(client):
+    js = client.get("/ui/static/app.js")
+    assert js.status_code == 200
+    assert "javascript" in js.mimetype
+    assert b"/customvision/v3.3/training" in js.data
+    css = client.get("/ui/static/app.css")
+    assert css.status_code == 200
+    assert css.mimetype == "text/css"
+    js.close()
+    css.close()
+
+
+def test_interactive_elements_have_test_ids(client):
+    html = client.get("/").get_data(as_text=True)
+    for tag in re.findall(r"<(?:button|input|select)\b[^>]*>", html):
+        assert "data-testid=" in tag, tag
+    testids = re.findall(r'data-testid="([^"]+)"', html)
+    assert len(testids) == len(set(testids)), "duplicate data-testid in the page"
+    for needed in ("keys-button", "error-alert", "train-button", "train-progress",
+                   "threshold-slider", "publish-button", "quicktest-file-input",
+                   "upload-file-input", "upload-progress"):
+        assert needed in testids
