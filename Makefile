@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps up down status logs test test-unit test-service test-e2e protos protos-check bench chart-check clean
+.PHONY: help deps up down status logs test test-unit test-service test-e2e protos protos-check bench chart-check clean chart-check
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -52,3 +52,6 @@ bench: deps ## benchmarks (not part of make test)
 
 clean: down ## remove the local data folder (all local data!) and the venv
 	rm -rf .loupe $(VENV)
+
+chart-check: ## lint, render and validate the Helm chart offline (builds helm with go install once)
+	bash deploy/helm/check.sh

@@ -20,8 +20,20 @@ PREDICTION_RECORDER_GROUP = "loupe-prediction-recorders"
 TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4}
 
 
-def ensure_topics(bootstrap: str, topics: dict[str, int] | None = None, timeout: float = 60.0) -> None:
-    """Creates the project's topics if they do not exist (idempotent)."""
+def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, int] | None = None,
+    timeout: float = 60.0,
+    replication_factor: int = 1,
+) -> None:
+    """Creates the project's topics if they do not exist (idempotent).
+
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        topics: topic -> partitions (default: every Loupe topic).
+        timeout: how long to wait for the broker.
+        replication_factor: 1 for the local single broker; 3 on a production cluster.
+    """
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -34,7 +46,7 @@ def ensure_topics(bootstrap: str, topics: dict[str, int] | None = None, timeout:
     try:
         existing = set(admin.list_topics())
         wanted = {
-            name: {"num_partitions": parts, "replication_factor": 1}
+            name: {"num_partitions": parts, "replication_factor": replication_factor}
             for name, parts in (topics or TOPICS).items()
             if name not in existing
         }

@@ -50,7 +50,7 @@ def main() -> None:
             PredictionServicer(predictor, config.backbone), s)],
         host=host, port=int(port), service_names=["loupe.v1.PredictionService"],
     )
-    start_metrics(config.metrics_port)
+    start_metrics(config.metrics_port, host)
     log.info("prediction service on port %d (TorchServe %s)", bound, config.inference_url)
 
     def on_stop() -> None:

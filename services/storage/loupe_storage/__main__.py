@@ -38,7 +38,7 @@ def main() -> None:
     config = cfg.load(StorageConfig, os.environ)
     setup_logging(config.log_level)
     server, port, health, _ = build_server(config)
-    start_metrics(config.metrics_port)
+    start_metrics(config.metrics_port, config.addr.rpartition(":")[0])
     log.info("storage service on port %d (bucket %s at %s)", port, config.s3_bucket, config.s3_endpoint)
     serve_until_signal(server, health)
 

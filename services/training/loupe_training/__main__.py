@@ -53,7 +53,7 @@ def main() -> None:
         [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(trainer, device_name()), s)],
         host=host, port=int(port), service_names=["loupe.v1.TrainingService"],
     )
-    start_metrics(config.metrics_port)
+    start_metrics(config.metrics_port, host)
     consumer.ready.wait(60)
     log.info("trainer %s on port %d, device %s", trainer_id, bound, device_name())
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Checks the Helm chart deploy/helm/loupe offline, with no cluster:
+#   1. helm lint --strict with every ci/*-values.yaml scenario;
+#   2. helm template of every scenario, each document decoded strictly against the real
+#      Kubernetes API types (k8s.io/api via client-go's scheme; deploy/helm/validate) plus
+#      reference and hardening checks; the validator first proves on known-bad fixtures that it
+#      rejects them;
+#   3. assertions on the value switches (GPU, existingSecret, bundled vs external, ...).
+# helm (go install from the Go module proxy) and the validator are built once into
+# ${LOUPE_CACHE_DIR:-~/.cache/loupe}/go-bin and reused while their sources are unchanged.
+# Exit status 0 only when everything passed.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+KUBE_VERSION=1.37.0 # the version of the k8s.io/api types in validate/go.mod
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CHART=$HERE/loupe
+CACHE=${LOUPE_CACHE_DIR:-$HOME/.cache/loupe}
+BIN=$CACHE/go-bin
+HELM=$BIN/helm
+VALIDATE=$BIN/loupe-k8s-validate
+# Keep helm's own config and cache out of the user's home folders.
+export HELM_CACHE_HOME=$CACHE/helm/cache HELM_CONFIG_HOME=$CACHE/helm/config HELM_DATA_HOME=$CACHE/helm/data
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$BIN"
+
+T0=$(date +%s.%N)
+declare -a SUMMARY=()
+FAILED=0
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1fs", b-a}'; }
+step() { printf '\n== %s\n' "$*"; }
+pass() { SUMMARY+=("PASS  $*"); printf '  ok   %s\n' "$*"; }
+fail() { SUMMARY+=("FAIL  $*"); printf '  FAIL %s\n' "$*"; FAILED=1; }
+
+# ---- tools ---------------------------------------------------------------------------------------
+step "tools"
+t=$(date +%s.%N)
+if [[ -x $HELM && "$(cat "$HELM.version" 2>/dev/null)" == "$HELM_VERSION" ]]; then
+  echo "  helm $HELM_VERSION: cached"
+else
+  command -v go >/dev/null || { echo "go is needed to build helm" >&2; exit 2; }
+  echo "  helm $HELM_VERSION: building with go install (first run only, about a minute)"
+  GOBIN=$BIN go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  echo "$HELM_VERSION" > "$HELM.version"
+fi
+src_hash=$(cd "$HERE/validate" && cat go.mod go.sum ./*.go | sha256sum | cut -d' ' -f1)
+if [[ -x $VALIDATE && "$(cat "$VALIDATE.sha256" 2>/dev/null)" == "$src_hash" ]]; then
+  echo "  validator: cached"
+else
+  command -v go >/dev/null || { echo "go is needed to build the validator" >&2; exit 2; }
+  echo "  validator: building (k8s.io/api, client-go from validate/go.mod)"
+  (cd "$HERE/validate" && go build -o "$VALIDATE" .)
+  echo "$src_hash" > "$VALIDATE.sha256"
+fi
+SUMMARY+=("      tools ready in $(elapsed "$t")")
+
+# The validator must reject known-bad manifests (expected error counts), or its "ok" means nothing.
+step "validator self-test (known-bad fixtures)"
+for fixture in bad-schema:3 bad-references:12; do
+  name=${fixture%%:*} want=${fixture##*:}
+  out=$("$VALIDATE" "$HERE/validate/testdata/$name.yaml" || true)
+  if grep -q "^FAIL $name.yaml: $want error(s)" <<<"$out"; then
+    pass "validator rejects testdata/$name.yaml ($want errors)"
+  else
+    fail "validator on testdata/$name.yaml: expected $want errors, got: $(head -1 <<<"$out")"
+    echo "$out"
+  fi
+done
+
+# ---- lint and render every scenario -----------------------------------------------------------
+render() { # render OUT [helm template args...]
+  local out=$1; shift
+  "$HELM" template loupe "$CHART" --namespace loupe --kube-version "$KUBE_VERSION" "$@" > "$out"
+}
+step "helm lint --strict and helm template, per ci/*-values.yaml"
+t=$(date +%s.%N)
+shopt -s nullglob
+scenarios=("$CHART"/ci/*-values.yaml)
+[[ ${#scenarios[@]} -gt 0 ]] || { fail "no ci/*-values.yaml scenarios"; }
+rendered=()
+for values in "${scenarios[@]}"; do
+  name=$(basename "$values" -values.yaml)
+  if lint_out=$("$HELM" lint --strict --kube-version "$KUBE_VERSION" "$CHART" -f "$values" 2>&1); then
+    pass "lint $name"
+  else
+    fail "lint $name"; echo "$lint_out"
+  fi
+  if render "$WORK/$name.yaml" -f "$values" 2>"$WORK/$name.err"; then
+    rendered+=("$WORK/$name.yaml")
+    pass "template $name ($(grep -c '^kind:' "$WORK/$name.yaml") objects)"
+  else
+    fail "template $name"; cat "$WORK/$name.err"
+  fi
+done
+SUMMARY+=("      lint + template in $(elapsed "$t")")
+
+step "validate rendered manifests against the Kubernetes API types (offline)"
+if [[ ${#rendered[@]} -gt 0 ]]; then
+  if "$VALIDATE" "${rendered[@]}"; then
+    pass "API types, references and hardening: ${#rendered[@]} scenario(s)"
+  else
+    fail "API types, references and hardening (see above)"
+  fi
+fi
+
+# ---- value switches -----------------------------------------------------------------------------
+step "value switches"
+# doc KIND NAME FILE: the rendered document of that kind and name.
+doc() { awk -v k="\nkind: $1\n" -v n="\n  name: $2\n" 'BEGIN{RS="\n---\n"} index($0, k) && index($0, n) {print}' "$3"; }
+count() { grep -c -- "$1" "$2" || true; }
+check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
+  local what=$1; shift
+  if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi
+}
+eq() { [[ "$1" == "$2" ]] || { echo "    expected '$2', got '$1'"; return 1; }; }
+D=$WORK/default.yaml G=$WORK/gpu.yaml X=$WORK/external-infra.yaml M=$WORK/minimal.yaml
+for f in "$D" "$G" "$X" "$M"; do [[ -s $f ]] || fail "scenario $(basename "$f") was not rendered"; done
+
+check "GPU: no nvidia.com/gpu anywhere by default" eq "$(count 'nvidia.com/gpu' "$D")" 0
+check "GPU: the trainer's limits request nvidia.com/gpu: 1 when enabled" \
+  grep -q '^ *nvidia.com/gpu: 1$' <(doc Deployment loupe-training "$G")
+check "GPU: only the trainer requests it" eq "$(count '^ *nvidia.com/gpu: 1$' "$G")" 1
+
+render "$WORK/existing.yaml" --set postgresql.existingSecret=pg-app,postgresql.existingSecretKey=uri \
+  --set s3.existingSecret=s3-keys
+# dsn_ref KIND NAME: the secretKeyRef of LOUPE_POSTGRES_DSN, as "name/key".
+dsn_ref() {
+  doc "$1" "$2" "$WORK/existing.yaml" | grep -A4 'name: LOUPE_POSTGRES_DSN' \
+    | awk '/^ *name: /&&!/LOUPE/{n=$2} /^ *key: /{k=$2} END{print n "/" k}'
+}
+check "existingSecret: metadata reads the DSN from it" eq "$(dsn_ref Deployment loupe-metadata)" pg-app/uri
+check "existingSecret: the migration Job reads the DSN from it" eq "$(dsn_ref Job loupe-migrations)" pg-app/uri
+check "existingSecret: storage reads the S3 keys from it" \
+  eq "$(doc Deployment loupe-storage "$WORK/existing.yaml" | count 'name: s3-keys' /dev/stdin)" 2
+check "existingSecret: the chart makes no DSN or S3 Secret of its own" \
+  eq "$(doc Secret loupe-postgresql "$WORK/existing.yaml")$(doc Secret loupe-s3 "$WORK/existing.yaml")$(doc Secret loupe-migrations "$WORK/existing.yaml")" ""
+
+check "bundled: PostgreSQL, MinIO and Kafka StatefulSets by default" eq "$(count '^kind: StatefulSet' "$D")" 3
+check "external: no bundled StatefulSet" eq "$(count '^kind: StatefulSet' "$X")" 0
+check "external: no bundled infra NetworkPolicy or Service" \
+  eq "$(grep -cE 'name: loupe-(postgresql|minio|kafka)' "$X" || true)" 0
+check "external: services get the external endpoints" \
+  grep -q 'loupe-kafka-bootstrap.kafka.svc:9092' <(doc Deployment loupe-training "$X")
+check "hooks: migrations run post-install with bundled PostgreSQL" \
+  grep -q 'helm.sh/hook: post-install,pre-upgrade' <(doc Job loupe-migrations "$D")
+check "hooks: migrations run pre-install with external PostgreSQL" \
+  grep -q 'helm.sh/hook: pre-install,pre-upgrade' <(doc Job loupe-migrations "$X")
+check "probes: native gRPC probes on the four gRPC services (3 each)" eq "$(count '^ *grpc:$' "$D")" 12
+check "probes: httpGet /healthz on the gateway" grep -q 'path: /healthz' <(doc Deployment loupe-gateway "$D")
+check "HPA: gateway and prediction by default" eq "$(count '^kind: HorizontalPodAutoscaler' "$D")" 2
+check "HPA: none when disabled (minimal)" eq "$(count '^kind: HorizontalPodAutoscaler' "$M")" 0
+check "HPA: autoscaled Deployments leave replicas to the HPA" \
+  eq "$(doc Deployment loupe-gateway "$D" | count '^  replicas:' /dev/stdin)" 0
+check "NetworkPolicy: one per service and bundled store by default" eq "$(count '^kind: NetworkPolicy' "$D")" 9
+check "NetworkPolicy: none when disabled (minimal)" eq "$(count '^kind: NetworkPolicy' "$M")" 0
+check "PDB: none when disabled (minimal)" eq "$(count '^kind: PodDisruptionBudget' "$M")" 0
+check "ServiceMonitor: none unless enabled" eq "$(count '^kind: ServiceMonitor' "$D")" 0
+check "ServiceMonitor: one per service when enabled" eq "$(count '^kind: ServiceMonitor' "$X")" 6
+check "KEDA: no ScaledObject unless enabled" eq "$(count '^kind: ScaledObject' "$D")" 0
+check "KEDA: ScaledObject on the trainers' consumer lag when enabled" \
+  grep -q 'consumerGroup: loupe-trainers' <(doc ScaledObject loupe-training "$G")
+check "Ingress: only when enabled" eq "$(count '^kind: Ingress' "$D")/$(count '^kind: Ingress' "$X")" 0/1
+check "hardening: every Loupe container is read-only, non-root, drops ALL" \
+  eq "$(count 'readOnlyRootFilesystem: true' "$D")" "$(( $(count '^kind: Deployment' "$D") + 2 + 2 + 1 ))"
+check "schema: a wrong type is rejected" \
+  bash -c "! '$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set training.gpu.enabled=maybe"
+check "schema: an unknown value is rejected" \
+  bash -c "! '$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set gateway.replicas=3"
+check "required: external Kafka without kafka.bootstrap fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false 2>&1 | grep -q 'kafka.bootstrap is required'"
+check "required: external PostgreSQL without a DSN or existingSecret fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set postgresql.bundled=false 2>&1 | grep -q 'postgresql.existingSecret or postgresql.dsn is required'"
+
+# ---- summary --------------------------------------------------------------------------------------
+printf '\n== summary\n'
+printf '%s\n' "${SUMMARY[@]}"
+npass=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^PASS' || true)
+nfail=$(printf '%s\n' "${SUMMARY[@]}" | grep -c '^FAIL' || true)
+printf '%d passed, %d failed in %s (helm %s, k8s.io/api for Kubernetes %s)\n' "$npass" "$nfail" "$(elapsed "$T0")" "$HELM_VERSION" "$KUBE_VERSION"
+exit "$FAILED"
