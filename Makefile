@@ -48,7 +48,7 @@ protos: $(VENV)/.installed ## regenerate Python code from protos/
 	touch services/common/loupe/__init__.py services/common/loupe/v1/__init__.py
 
 bench: deps ## benchmarks (not part of make test)
-	$(VPY) bench/run_all.py
+	$(VPY) bench/fewshot.py
 
 clean: down ## remove the local data folder (all local data!) and the venv
 	rm -rf .loupe $(VENV)

@@ -67,7 +67,8 @@ def test_onnx_matches_torch_feature_model(embedder, sample_images):
         expected = build_feature_model(SPEC)(torch.from_numpy(batch)).numpy()
     got = embedder.embed(batch)
     assert got.shape == (3, SPEC.feature_dim) and got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    # Deep-stage features reach ~25 in magnitude: float32 rounding differs by ~1e-5 relative.
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=1e-4)
     assert np.abs(got).max() > 0.1  # not an all-zero output
 
 
@@ -154,7 +155,7 @@ def test_build_mar_contents(tmp_path, onnx_path):
     from loupe_model.archive import build_mar
 
     mar = build_mar(SPEC, onnx_path.parent, tmp_path)
-    assert mar == tmp_path / "loupe-backbone-lite0.mar"
+    assert mar == tmp_path / "loupe-backbone-lite0-ms1.mar"
     with zipfile.ZipFile(mar) as z:
         names = set(z.namelist())
         manifest = json.loads(z.read("MAR-INF/MANIFEST.json"))

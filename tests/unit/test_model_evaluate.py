@@ -178,3 +178,28 @@ def test_cross_validate_input_checks():
         performance(hand_example(), 0.5, ["only-one"], ["only-one"])
     with pytest.raises(ValueError):
         Evaluation.from_json(b'{"format": "something-else"}')
+
+
+def test_logit_scale_makes_precision_equal_recall_at_half():
+    # Timid but mostly right logits: at scale 1 nearly nothing reaches 0.5.
+    from loupe_model.evaluate import LOGIT_SCALES, fit_logit_scale
+    from loupe_model.head import activate
+
+    rng = np.random.default_rng(0)
+    n, t = 200, 10
+    y = rng.integers(0, t, n)
+    logits = rng.normal(scale=0.3, size=(n, t))
+    right = rng.random(n) < 0.8
+    logits[np.arange(n), np.where(right, y, (y + 1) % t)] += 1.0
+    labels = np.eye(t)[y]
+    scale = fit_logit_scale(logits, labels, False)
+    assert scale in LOGIT_SCALES and scale > 1.0
+    assert fit_logit_scale(logits, labels, False) == scale  # deterministic
+    predicted = activate(logits * scale, False) >= 0.5
+    tp = (predicted & (labels > 0.5)).sum()
+    precision, recall = tp / predicted.sum(), tp / n
+    accuracy = (logits.argmax(1) == y).mean()
+    assert abs(precision - recall) < 0.03 and abs(recall - accuracy) < 0.05
+    ev = cross_validate(rng.normal(size=(40, 8)), np.eye(2)[rng.integers(0, 2, 40)], False, 0, calibrate=True)
+    assert ev.logit_scale in LOGIT_SCALES
+    assert Evaluation.from_json(ev.to_json()).logit_scale == ev.logit_scale

@@ -150,3 +150,51 @@ def test_applying_a_head_needs_neither_torch_nor_sklearn(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_head_refuses_embeddings_of_another_length():
+    x, y = clusters(5, 3, seed=0)
+    head = train_multiclass(x, y, 3)
+    with pytest.raises(ValueError, match="embedding length"):
+        head.predict_proba(np.zeros((1, D + 1), dtype=np.float32))
+
+
+def test_logit_scale_sharpens_without_changing_the_argmax():
+    x, y = clusters(6, 3, seed=1)
+    ids, names = tags(3)
+    plain = train_head(x, one_hot(y, 3), False, 0, ids, names, "lite0")
+    sharp = train_head(x, one_hot(y, 3), False, 0, ids, names, "lite0", logit_scale=4.0)
+    np.testing.assert_allclose(sharp.logits(x), 4.0 * plain.logits(x), rtol=1e-5, atol=1e-5)
+    assert (sharp.predict_proba(x).argmax(1) == plain.predict_proba(x).argmax(1)).all()
+    assert Head.from_bytes(sharp.to_bytes()).predict_proba(x) == pytest.approx(sharp.predict_proba(x))
+
+
+def test_fit_quick_is_deterministic_and_handles_5_beside_300():
+    from loupe_model.train import fit_quick
+
+    rng = np.random.default_rng(7)
+    centres = rng.normal(size=(2, D)) * 3
+    x = np.concatenate([centres[0] + rng.normal(size=(300, D)), centres[1] + rng.normal(size=(5, D))])
+    y = np.r_[np.zeros(300, int), np.ones(5, int)]
+    ids, names = tags(2)
+    head, ev = fit_quick(x, one_hot(y, 2), False, 3, ids, names, "lite0")
+    again, ev2 = fit_quick(x, one_hot(y, 2), False, 3, ids, names, "lite0")
+    assert head.to_bytes() == again.to_bytes() and ev.to_json() == ev2.to_json()
+    assert ev.num_folds == 5  # every fold holds one of the 5 rare images
+    held_out = ev.probabilities.argmax(1)
+    assert (held_out[y == 1] == 1).mean() >= 0.6 and (held_out[y == 0] == 0).mean() >= 0.95
+    test = centres[1] + np.random.default_rng(8).normal(size=(20, D))
+    assert (head.predict_proba(test).argmax(1) == 1).mean() >= 0.8
+
+
+def test_fit_quick_multilabel():
+    from loupe_model.train import fit_quick
+
+    x, y = clusters(10, 3, seed=2)
+    labels = one_hot(y, 3)
+    labels[:, 2] = (y != 1).astype(np.float32)  # tag 2 on clusters 0 and 2
+    ids, names = tags(3)
+    head, ev = fit_quick(x, labels, True, 0, ids, names, "lite0")
+    assert head.multilabel and ev.multilabel and ev.logit_scale > 0
+    probs = head.predict_proba(x)
+    assert ((probs >= 0.5) == (labels > 0.5)).mean() >= 0.95

@@ -19,7 +19,7 @@ def test_seed_is_fixed_per_iteration():
 
 def test_feature_cache_key_names_backbone_project_and_image():
     key = feature_key("p1", "ab" * 32)
-    assert key == f"features/lite0/p1/{'ab' * 32}"
+    assert key == f"features/lite0-ms1/p1/{'ab' * 32}"
 
 
 def test_performance_dict_maps_to_proto():

@@ -8,6 +8,7 @@ where they need them, so `import loupe_model` stays light.
 from .backbone import (
     BACKBONES,
     DEFAULT_BACKBONE,
+    FINAL_DIM,
     BackboneSpec,
     Embedder,
     TorchEmbedder,
@@ -30,6 +31,7 @@ from .train import train_quick
 __all__ = [
     "BACKBONES",
     "DEFAULT_BACKBONE",
+    "FINAL_DIM",
     "MULTICLASS",
     "MULTILABEL",
     "BackboneSpec",

@@ -27,8 +27,12 @@ ARCHIVER_TIMEOUT_S = 600
 
 
 def model_name(spec: BackboneSpec) -> str:
-    """The TorchServe model name of a backbone, e.g. "loupe-backbone-lite0"."""
-    return f"loupe-backbone-{spec.name}"
+    """The TorchServe model name of a backbone, e.g. "loupe-backbone-lite0-ms1".
+
+    It names the feature definition too: a TorchServe that still has a model registered from
+    an older definition is never asked for the new embeddings under the old name.
+    """
+    return f"loupe-backbone-{spec.feature_id}"
 
 
 def _archiver_command() -> list[str]:

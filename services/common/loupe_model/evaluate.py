@@ -40,6 +40,9 @@ class Evaluation:
         num_folds: k.
         multilabel: how the heads were trained.
         seed: the seed used for fold assignment and training.
+        logit_scale: the factor applied to the held-out logits before `probabilities` were
+            computed (1.0: uncalibrated; see `fit_logit_scale`). A head trained for these
+            figures must apply the same factor (`train_head(..., logit_scale=...)`).
     """
 
     probabilities: np.ndarray
@@ -48,6 +51,7 @@ class Evaluation:
     num_folds: int
     multilabel: bool
     seed: int
+    logit_scale: float = 1.0
 
     def to_json(self) -> bytes:
         """Serialises to UTF-8 JSON (probabilities rounded to 6 decimals)."""
@@ -57,6 +61,7 @@ class Evaluation:
             "multilabel": bool(self.multilabel),
             "seed": int(self.seed),
             "num_folds": int(self.num_folds),
+            "logit_scale": float(self.logit_scale),
             "folds": [int(f) for f in self.folds],
             "labels": np.asarray(self.labels, dtype=np.int64).tolist(),
             "probabilities": np.round(np.asarray(self.probabilities, dtype=np.float64), 6).tolist(),
@@ -86,6 +91,7 @@ class Evaluation:
             num_folds=int(doc["num_folds"]),
             multilabel=bool(doc["multilabel"]),
             seed=int(doc["seed"]),
+            logit_scale=float(doc.get("logit_scale", 1.0)),
         )
 
 
@@ -139,6 +145,66 @@ def assign_folds(labels: np.ndarray, multilabel: bool, seed: int, num_folds: int
     return folds
 
 
+# Candidate logit scales for `fit_logit_scale` (a fixed grid keeps it deterministic).
+LOGIT_SCALES = np.geomspace(0.25, 16.0, 121)
+
+
+def _held_out_nll(logits: np.ndarray, labels: np.ndarray, multilabel: bool) -> float:
+    probs = activate(logits, multilabel)
+    eps = 1e-12
+    if multilabel:
+        truth = labels > 0.5
+        p = np.where(truth, probs, 1.0 - probs)
+        return float(-np.mean(np.log(np.maximum(p, eps))))
+    return float(-np.mean(np.log(np.maximum(probs[np.arange(len(labels)), labels.argmax(axis=1)], eps))))
+
+
+def _break_even_gap(logits: np.ndarray, truth: np.ndarray, multilabel: bool, threshold: float) -> float:
+    predicted = activate(logits, multilabel) >= threshold
+    tp = int(np.sum(predicted & truth))
+    if tp == 0:
+        return np.inf
+    return abs(tp / int(predicted.sum()) - tp / int(truth.sum()))
+
+
+def fit_logit_scale(
+    logits: np.ndarray, labels: np.ndarray, multilabel: bool, threshold: float = 0.5
+) -> float:
+    """The factor applied to held-out logits before they become reported probabilities.
+
+    A head on a few thousand dimensions, regularised for accuracy, gives timid probabilities
+    (most below 0.5 with a few images per tag), so precision/recall at the usual 0.5 threshold
+    would say little about how often it is right: with 30 Fashion-MNIST images per tag, raw
+    held-out recall at 0.5 was 0.70 for a test accuracy of 0.85. The scale is the larger of
+    - temperature scaling: the factor with the lowest held-out log loss (calibration), and
+    - break-even: the factor at which held-out micro precision equals recall at `threshold`,
+    so the probabilities are never less confident than calibrated ones, and the precision and
+    recall reported at the default threshold both estimate the accuracy (on tuning draws they
+    were within 0.01 of the test accuracy at 30 images per tag, against -0.03/+0.03 with the
+    temperature alone). Only probabilities change; argmax predictions, hence accuracy, do not.
+
+    Args:
+        logits: held-out logits (N, T).
+        labels: (N, T) 0/1.
+        multilabel: sigmoid (else softmax) probabilities.
+        threshold: the threshold performance is reported at.
+
+    Returns:
+        A scale from the fixed grid `LOGIT_SCALES` (1.0 when there is nothing to fit).
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    truth = labels > 0.5
+    if logits.size == 0 or not truth.any():
+        return 1.0
+    losses = [_held_out_nll(logits * scale, labels, multilabel) for scale in LOGIT_SCALES]
+    calibrated = float(LOGIT_SCALES[int(np.argmin(losses))])
+    gaps = [_break_even_gap(logits * scale, truth, multilabel, threshold) for scale in LOGIT_SCALES]
+    if not np.isfinite(min(gaps)):
+        return calibrated
+    return max(calibrated, float(LOGIT_SCALES[int(np.argmin(gaps))]))
+
+
 def cross_validate(
     features: np.ndarray,
     labels: np.ndarray,
@@ -147,6 +213,7 @@ def cross_validate(
     folds: int | None = None,
     C: float = DEFAULT_C,
     progress: Callable[[int, int], None] | None = None,
+    calibrate: bool = False,
 ) -> Evaluation:
     """Predicts every image with a head trained without it (stratified k-fold).
 
@@ -158,6 +225,8 @@ def cross_validate(
         folds: k; default `choose_num_folds(labels)` (<= 5).
         C: head regularisation, as in training.
         progress: called as progress(folds_done, k).
+        calibrate: fit a logit scale on the held-out logits (`fit_logit_scale`) and report
+            the scaled probabilities; the final head must then use `logit_scale` too.
 
     Returns:
         The `Evaluation`.
@@ -174,23 +243,24 @@ def cross_validate(
         raise ValueError("cross-validation needs at least 2 images")
     k = choose_num_folds(labels) if folds is None else int(max(2, min(folds, n)))
     assignment = assign_folds(labels, multilabel, seed, k)
-    probabilities = np.zeros(labels.shape, dtype=np.float64)
+    logits = np.zeros(labels.shape, dtype=np.float64)
     for f in range(k):
         held_out = assignment == f
         train = ~held_out
         if held_out.any():
             weights, bias = fit_linear(features[train], labels[train], multilabel, seed, C)
-            z = l2_normalize(features[held_out]) @ weights.T.astype(np.float64) + bias
-            probabilities[held_out] = activate(z, multilabel)
+            logits[held_out] = l2_normalize(features[held_out]) @ weights.T.astype(np.float64) + bias
         if progress is not None:
             progress(f + 1, k)
+    scale = fit_logit_scale(logits, labels, multilabel) if calibrate else 1.0
     return Evaluation(
-        probabilities=probabilities,
+        probabilities=activate(logits * scale, multilabel),
         labels=labels,
         folds=assignment,
         num_folds=k,
         multilabel=multilabel,
         seed=seed,
+        logit_scale=scale,
     )
 
 

@@ -86,8 +86,18 @@ class Head:
         return MULTILABEL if self.multilabel else MULTICLASS
 
     def logits(self, features: np.ndarray) -> np.ndarray:
-        """Raw scores (N, T) for embeddings (N, D) (normalised here)."""
+        """Raw scores (N, T) for embeddings (N, D) (normalised here).
+
+        Raises:
+            ValueError: the embeddings are not the length this head was trained on (e.g. a
+                head from another backbone or feature definition).
+        """
         x = l2_normalize(np.atleast_2d(features))
+        if x.shape[1] != self.weights.shape[1]:
+            raise ValueError(
+                f"embedding length {x.shape[1]} does not match this head's {self.weights.shape[1]}"
+                f" (backbone {self.backbone})"
+            )
         return x @ self.weights.T.astype(np.float64) + self.bias.astype(np.float64)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -248,6 +258,7 @@ def train_head(
     tag_names: Sequence[str],
     backbone: str,
     C: float = DEFAULT_C,
+    logit_scale: float = 1.0,
 ) -> Head:
     """Trains a head on all the given images.
 
@@ -259,6 +270,8 @@ def train_head(
         tag_ids / tag_names: the T tags, in column order.
         backbone: backbone name the features came from.
         C: inverse L2 regularisation strength.
+        logit_scale: factor folded into the weights and bias (temperature scaling, see
+            `evaluate.fit_logit_scale`); it changes the probabilities, never the argmax.
 
     Returns:
         The trained `Head`.
@@ -277,9 +290,10 @@ def train_head(
         raise ValueError("no training images")
     spec = get_backbone(backbone)
     weights, bias = fit_linear(features, labels, multilabel, seed, C)
+    scale = np.float32(logit_scale)
     return Head(
-        weights=weights,
-        bias=bias,
+        weights=weights * scale,
+        bias=bias * scale,
         multilabel=multilabel,
         tag_ids=[str(t) for t in tag_ids],
         tag_names=[str(t) for t in tag_names],

@@ -1,4 +1,8 @@
-"""Quick training: frozen backbone features, a cross-validated evaluation, a linear head."""
+"""Quick training: frozen backbone features, a cross-validated evaluation, a linear head.
+
+`fit_quick` is the part after feature extraction; the training service calls it on its cached
+features, and `train_quick` calls it after embedding the images, so both share one path.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,60 @@ _FEATURES_END = 85.0
 _EVALUATING_END = 95.0
 
 
+def fit_quick(
+    features: np.ndarray,
+    labels: np.ndarray,
+    multilabel: bool,
+    seed: int,
+    tag_ids: Sequence[str],
+    tag_names: Sequence[str],
+    backbone: str = DEFAULT_BACKBONE,
+    C: float = DEFAULT_C,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Head, Evaluation]:
+    """Cross-validates, calibrates and trains the head on embeddings.
+
+    The held-out logits fix one temperature (`evaluate.fit_logit_scale`); the reported
+    held-out probabilities and the final head both use it, so performance at threshold 0.5
+    describes the head that is served. Deterministic for the same inputs and seed.
+
+    Args:
+        features: backbone embeddings (N, D).
+        labels: (N, T) 0/1; multiclass rows have exactly one 1.
+        multilabel: Custom Vision "Multilabel" (else "Multiclass").
+        seed: fold assignment and training seed.
+        tag_ids / tag_names: the T tags, in column order.
+        backbone: name of the backbone the features came from (recorded in the head).
+        C: head regularisation.
+        progress: called as progress(stage, done, total) with stage "evaluating" (per fold)
+            or "training" (0 of 1 before the final fit, 1 of 1 after).
+
+    Returns:
+        (head trained on all images, calibrated held-out `Evaluation`).
+
+    Raises:
+        ValueError: inconsistent inputs or fewer than 2 images.
+    """
+    evaluation = cross_validate(
+        features,
+        labels,
+        multilabel,
+        seed,
+        C=C,
+        calibrate=True,
+        progress=(lambda done, total: progress("evaluating", done, total)) if progress else None,
+    )
+    if progress is not None:
+        progress("training", 0, 1)
+    head = train_head(
+        features, labels, multilabel, seed, tag_ids, tag_names, backbone,
+        C=C, logit_scale=evaluation.logit_scale,
+    )
+    if progress is not None:
+        progress("training", 1, 1)
+    return head, evaluation
+
+
 def train_quick(
     images: Sequence[bytes],
     labels: np.ndarray,
@@ -29,7 +87,7 @@ def train_quick(
     batch_size: int = 32,
     C: float = DEFAULT_C,
 ) -> tuple[Head, Evaluation]:
-    """Trains a head on frozen embeddings and evaluates it by cross-validation.
+    """Embeds encoded images, then `fit_quick`.
 
     Args:
         images: encoded training images.
@@ -62,6 +120,12 @@ def train_quick(
         if progress is not None:
             progress(stage, float(min(100.0, max(0.0, percent))))
 
+    def fit_progress(stage: str, done: int, total: int) -> None:
+        if stage == "evaluating":
+            report(stage, _FEATURES_END + (_EVALUATING_END - _FEATURES_END) * done / total)
+        else:
+            report(stage, _EVALUATING_END + (100.0 - _EVALUATING_END) * done / total)
+
     report("features", 0.0)
     features = embed_images(
         embedder,
@@ -69,17 +133,6 @@ def train_quick(
         batch_size=batch_size,
         progress=lambda done, total: report("features", _FEATURES_END * done / max(total, 1)),
     )
-    evaluation = cross_validate(
-        features,
-        labels,
-        multilabel,
-        seed,
-        C=C,
-        progress=lambda done, total: report(
-            "evaluating", _FEATURES_END + (_EVALUATING_END - _FEATURES_END) * done / total
-        ),
+    return fit_quick(
+        features, labels, multilabel, seed, tag_ids, tag_names, backbone, C=C, progress=fit_progress
     )
-    report("training", _EVALUATING_END)
-    head = train_head(features, labels, multilabel, seed, tag_ids, tag_names, backbone, C=C)
-    report("training", 100.0)
-    return head, evaluation
