@@ -20,7 +20,7 @@ from loupe_common.clients import ServiceClient
 from loupe_common.config import load
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
 from loupe_metadata.config import MetadataConfig
-from loupe_metadata.migrate import migrate
+from loupe_metadata.migrate import discover, migrate
 from loupe_metadata.server import SERVICE_NAME, build_server
 
 pytestmark = pytest.mark.service
@@ -160,7 +160,8 @@ def test_migrations_are_safe_to_run_concurrently(postgres_dsn, db):
         for t in threads:
             t.join()
         assert not errors
-        assert sorted(results, key=len) == [[], [], [], [1]]
+        # One runner applies every migration; the others find nothing left to do.
+        assert sorted(results, key=len) == [[], [], [], [v for v, _ in discover()]]
         assert migrate(dsn) == []
     finally:
         db.execute(f"DROP DATABASE {name} WITH (FORCE)")
@@ -610,3 +611,160 @@ def test_delete_project_cascades_and_returns_storage_keys(md, account, db):
         assert db.execute(f"SELECT count(*) FROM {table} WHERE iteration_id = %s",
                           (iteration.id,)).fetchone()[0] == 0
     assert db.execute("SELECT count(*) FROM image_tags WHERE tag_id = %s", (cat,)).fetchone()[0] == 0
+
+
+# --- training operations: updates, image tags, metadata, stored-prediction queries -------------
+
+
+def test_update_tag_and_tags_as_an_iteration_saw_them(md, account):
+    project, cat, dog = trainable(md, account)
+    it = project.train()
+    project.finish(it.id, evaluation=b"{}", evaluation_image_ids=[])
+    project.add_tagged(cat, 2)
+    renamed = md.UpdateTag(pb.UpdateTagRequest(
+        **project.ids(), tag_id=cat, update_mask=["name", "description"], name="kitten",
+        description="small")).tag
+    assert (renamed.name, renamed.description, renamed.image_count) == ("kitten", "small", 7)
+    expect("BadRequestTagNameNotUnique", Conflict, md.UpdateTag, pb.UpdateTagRequest(
+        **project.ids(), tag_id=cat, update_mask=["name"], name="DOG"))
+    expect("NotFoundTag", NotFound, md.UpdateTag, pb.UpdateTagRequest(
+        **project.ids(), tag_id=str(uuid.uuid4()), update_mask=["name"], name="x"))
+    expect("BadRequest", BadRequest, md.UpdateTag, pb.UpdateTagRequest(
+        **project.ids(), tag_id=cat, update_mask=["image_count"]))
+    then = md.ListTags(pb.ListTagsRequest(**project.ids(), iteration_id=it.id)).tags
+    assert {(t.name, t.image_count) for t in then} == {("cat", 5), ("dog", 5)}
+    one = md.GetTag(pb.GetTagRequest(**project.ids(), tag_id=cat, iteration_id=it.id)).tag
+    assert (one.image_count, one.description) == (5, "small")
+    now = md.GetTag(pb.GetTagRequest(**project.ids(), tag_id=cat)).tag
+    assert now.image_count == 7
+    expect("NotFoundIteration", NotFound, md.ListTags, pb.ListTagsRequest(
+        **project.ids(), iteration_id=str(uuid.uuid4())))
+    # A tag whose images carry another tag cannot become Negative.
+    project.add(pb.NewImage(sha256=sha(), tag_ids=[cat, dog]))
+    expect("BadRequestNegativeAndRegularTagOnSameImage", BadRequest, md.UpdateTag,
+           pb.UpdateTagRequest(**project.ids(), tag_id=cat, update_mask=["type"], type="Negative"))
+    lonely = project.tag("lonely")
+    project.add(pb.NewImage(sha256=sha(), tag_ids=[lonely]))
+    negative = md.UpdateTag(pb.UpdateTagRequest(
+        **project.ids(), tag_id=lonely, update_mask=["type"], type="Negative")).tag
+    assert negative.type == "Negative"
+    other = project.tag("other")
+    expect("BadRequestMultipleNegativeTag", Conflict, md.UpdateTag, pb.UpdateTagRequest(
+        **project.ids(), tag_id=other, update_mask=["type"], type="Negative"))
+
+
+def test_update_iteration_name_and_evaluation_image_order(md, account):
+    project, _cat, _dog = trainable(md, account)
+    first = project.train()
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    project.finish(first.id, evaluation=b'{"x":1}', evaluation_image_ids=ids)
+    got = md.GetIteration(pb.GetIterationRequest(**project.ids(), iteration_id=first.id)).iteration
+    assert list(got.evaluation_image_ids) == ids
+    renamed = md.UpdateIteration(pb.UpdateIterationRequest(
+        **project.ids(), iteration_id=first.id, name="baseline")).iteration
+    assert renamed.name == "baseline"
+    expect("BadRequestIterationName", BadRequest, md.UpdateIteration, pb.UpdateIterationRequest(
+        **project.ids(), iteration_id=first.id, name=" "))
+    second = project.train(force_train=True)
+    # Without reported ids, the order is rebuilt from the training set (by image id).
+    project.finish(second.id, evaluation=b'{"x":1}')
+    got = md.GetIteration(pb.GetIterationRequest(**project.ids(), iteration_id=second.id)).iteration
+    tset = md.GetTrainingSet(pb.GetTrainingSetRequest(iteration_id=second.id))
+    assert list(got.evaluation_image_ids) == [i.image_id for i in tset.images]
+    expect("BadRequestIterationNameNotUnique", Conflict, md.UpdateIteration,
+           pb.UpdateIterationRequest(**project.ids(), iteration_id=second.id, name="BASELINE"))
+
+
+def test_add_and_delete_image_tags(md, account):
+    project = Project(md, account)
+    a, b, neg = project.tag("a"), project.tag("b"), project.tag("neg", "Negative")
+    img1, img2 = (r.image.id for r in project.add(
+        pb.NewImage(sha256=sha(), tag_ids=[a]), pb.NewImage(sha256=sha())))
+    result = md.AddImageTags(pb.AddImageTagsRequest(**project.ids(), links=[
+        pb.ImageTagLink(image_id=img1, tag_id=a), pb.ImageTagLink(image_id=img1, tag_id=b),
+        pb.ImageTagLink(image_id=img2, tag_id=a), pb.ImageTagLink(image_id=img2, tag_id=b),
+    ], max_tags_per_image=1))
+    pairs = lambda links: [(x.image_id, x.tag_id) for x in links]  # noqa: E731
+    assert pairs(result.duplicated) == [(img1, a)]
+    assert pairs(result.created) == [(img2, a)]
+    assert pairs(result.exceeded) == [(img1, b), (img2, b)]
+    expect("NotFoundImage", NotFound, md.AddImageTags, pb.AddImageTagsRequest(
+        **project.ids(), links=[pb.ImageTagLink(image_id=str(uuid.uuid4()), tag_id=a)]))
+    expect("BadRequestImageTags", BadRequest, md.AddImageTags, pb.AddImageTagsRequest(
+        **project.ids(), links=[pb.ImageTagLink(image_id=img1, tag_id=str(uuid.uuid4()))]))
+    expect("BadRequestNegativeAndRegularTagOnSameImage", BadRequest, md.AddImageTags,
+           pb.AddImageTagsRequest(**project.ids(), links=[pb.ImageTagLink(image_id=img1, tag_id=neg)]))
+    md.DeleteImageTags(pb.DeleteImageTagsRequest(**project.ids(), image_ids=[img1, img2], tag_ids=[a]))
+    assert project.images(tagging_status="Untagged").total == 2
+    # Another account's images are invisible.
+    stranger = md.CreateAccount(pb.CreateAccountRequest(name="stranger")).account
+    expect("NotFoundProject", NotFound, md.AddImageTags, pb.AddImageTagsRequest(
+        account_id=stranger.id, project_id=project.id,
+        links=[pb.ImageTagLink(image_id=img1, tag_id=a)]))
+
+
+def test_update_image_metadata_merges_and_limits(md, account):
+    project = Project(md, account)
+    img = project.add(pb.NewImage(sha256=sha(), metadata={"k0": "v"}))[0].image.id
+    missing = str(uuid.uuid4())
+    results = md.UpdateImageMetadata(pb.UpdateImageMetadataRequest(
+        **project.ids(), image_ids=[img, missing], metadata={"camera": "a"},
+        max_keys_per_image=2)).results
+    assert [(r.image_id, r.status) for r in results] == [(img, "OK"), (missing, "ErrorImageNotFound")]
+    assert dict(results[0].metadata) == {"k0": "v", "camera": "a"}
+    over = md.UpdateImageMetadata(pb.UpdateImageMetadataRequest(
+        **project.ids(), image_ids=[img], metadata={"third": "x"}, max_keys_per_image=2)).results
+    assert over[0].status == "ErrorLimitExceed"
+    assert dict(project.images(image_ids=[img]).images[0].metadata) == {"k0": "v", "camera": "a"}
+
+
+def test_query_and_delete_stored_predictions(md, account):
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    project, cat, dog = trainable(md, account)
+    it = project.train()
+    project.finish(it.id)
+    shas = [sha() for _ in range(5)]
+    stamps = []
+    for n, h in enumerate(shas):
+        ts = Timestamp(seconds=1_700_000_000 + n)
+        stamps.append(ts)
+        md.RecordPrediction(pb.RecordPredictionRequest(prediction=pb.StoredPrediction(
+            id=str(uuid.uuid4()), project_id=project.id, iteration_id=it.id if n % 2 == 0 else "",
+            image_sha256=h, application="app" if n < 2 else "", created=ts,
+            predictions=[pb.PredictedTag(tag_id=cat, tag_name="cat", probability=0.5 + n / 10),
+                         pb.PredictedTag(tag_id=dog, tag_name="dog", probability=0.5 - n / 10)])))
+
+    def query(**kw):
+        return md.QueryPredictions(pb.QueryPredictionsRequest(**project.ids(), **kw))
+
+    newest = query()
+    assert [p.image_sha256 for p in newest.predictions] == shas[::-1]
+    assert newest.continuation == ""
+    first = query(order_by="Oldest", max_count=2)
+    second = query(order_by="Oldest", max_count=2, continuation=first.continuation)
+    third = query(order_by="Oldest", max_count=2, continuation=second.continuation)
+    pages = [p.image_sha256 for r in (first, second, third) for p in r.predictions]
+    assert pages == shas and third.continuation == ""
+    assert [p.image_sha256 for p in query(iteration_id=it.id).predictions] == shas[::-2]
+    assert {p.image_sha256 for p in query(application="app").predictions} == set(shas[:2])
+    in_range = query(start_time=stamps[1], end_time=stamps[3]).predictions
+    assert {p.image_sha256 for p in in_range} == set(shas[1:4])
+    cats = query(tags=[pb.PredictionTagFilter(tag_id=cat, min_threshold=0.75)]).predictions
+    assert {p.image_sha256 for p in cats} == set(shas[3:])
+    # Suspicious: the least confident first (the lowest top probability).
+    assert query(order_by="Suspicious").predictions[0].image_sha256 == shas[0]
+    expect("BadRequestPredictionInvalidQueryParameters", BadRequest, query, order_by="Random")
+    expect("BadRequestPredictionInvalidQueryParameters", BadRequest, query, continuation="%%%")
+
+    # A prediction whose bytes are also a training image keeps them; the others are orphaned.
+    project.add(pb.NewImage(sha256=shas[0], tag_ids=[cat]))
+    ids = [p.id for p in newest.predictions]
+    by_sha = {p.image_sha256: p.id for p in newest.predictions}
+    orphaned = md.DeletePredictions(pb.DeletePredictionsRequest(
+        **project.ids(), ids=[by_sha[shas[0]], by_sha[shas[1]]])).orphaned_sha256
+    assert list(orphaned) == [shas[1]]
+    assert len(query().predictions) == 3
+    expect("BadRequestPredictionIdsMissing", BadRequest, md.DeletePredictions,
+           pb.DeletePredictionsRequest(**project.ids()))
+    assert len(ids) == 5

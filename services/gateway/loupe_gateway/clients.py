@@ -201,6 +201,59 @@ class Backends:
         return self.metadata.GetPublishedIteration(mpb.GetPublishedIterationRequest(
             account_id=account_id, project_id=project_id, publish_name=publish_name))
 
+    def get_tag_at(self, account_id: str, project_id: str, tag_id: str, iteration_id: str
+                   ) -> mpb.Tag:
+        return self.metadata.GetTag(mpb.GetTagRequest(
+            account_id=account_id, project_id=project_id, tag_id=tag_id,
+            iteration_id=iteration_id)).tag
+
+    def list_tags_at(self, account_id: str, project_id: str, iteration_id: str
+                     ) -> list[mpb.Tag]:
+        return list(self.metadata.ListTags(mpb.ListTagsRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id)).tags)
+
+    def update_tag(self, account_id: str, project_id: str, tag_id: str,
+                   update_mask: Sequence[str], **fields: str) -> mpb.Tag:
+        return self.metadata.UpdateTag(mpb.UpdateTagRequest(
+            account_id=account_id, project_id=project_id, tag_id=tag_id,
+            update_mask=list(update_mask), **fields)).tag
+
+    def update_iteration(self, account_id: str, project_id: str, iteration_id: str, name: str
+                         ) -> mpb.Iteration:
+        return self.metadata.UpdateIteration(mpb.UpdateIterationRequest(
+            account_id=account_id, project_id=project_id, iteration_id=iteration_id,
+            name=name)).iteration
+
+    def add_image_tags(self, account_id: str, project_id: str,
+                       links: Sequence[tuple[str, str]], max_tags_per_image: int
+                       ) -> mpb.AddImageTagsResponse:
+        return self.metadata.AddImageTags(mpb.AddImageTagsRequest(
+            account_id=account_id, project_id=project_id,
+            links=[mpb.ImageTagLink(image_id=i, tag_id=t) for i, t in links],
+            max_tags_per_image=max_tags_per_image))
+
+    def delete_image_tags(self, account_id: str, project_id: str, image_ids: Sequence[str],
+                          tag_ids: Sequence[str]) -> None:
+        self.metadata.DeleteImageTags(mpb.DeleteImageTagsRequest(
+            account_id=account_id, project_id=project_id, image_ids=list(image_ids),
+            tag_ids=list(tag_ids)))
+
+    def update_image_metadata(self, account_id: str, project_id: str, image_ids: Sequence[str],
+                              metadata: dict[str, str], max_keys_per_image: int
+                              ) -> list[mpb.ImageMetadataResult]:
+        return list(self.metadata.UpdateImageMetadata(mpb.UpdateImageMetadataRequest(
+            account_id=account_id, project_id=project_id, image_ids=list(image_ids),
+            metadata=metadata, max_keys_per_image=max_keys_per_image)).results)
+
+    def query_predictions(self, request: mpb.QueryPredictionsRequest
+                          ) -> mpb.QueryPredictionsResponse:
+        return self.metadata.QueryPredictions(request)
+
+    def delete_predictions(self, account_id: str, project_id: str, ids: Sequence[str]
+                           ) -> list[str]:
+        return list(self.metadata.DeletePredictions(mpb.DeletePredictionsRequest(
+            account_id=account_id, project_id=project_id, ids=list(ids))).orphaned_sha256)
+
     # --- storage -------------------------------------------------------------------------------
 
     def put_image(self, project_id: str, data: bytes, content_type: str) -> spb.PutImageResponse:

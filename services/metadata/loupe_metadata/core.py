@@ -10,6 +10,9 @@ project of another account, so a key never learns that another account's project
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -134,6 +137,7 @@ def _iteration_pb(row: dict[str, Any]) -> pb.Iteration:
     )
     if row.get("evaluation") is not None:
         it.evaluation = bytes(row["evaluation"])
+        it.evaluation_image_ids.extend(str(i) for i in row.get("evaluation_image_ids") or ())
     if row.get("performance") is not None:
         json_format.ParseDict(row["performance"], it.performance)
     return it
@@ -212,7 +216,7 @@ class MetadataCore:
         cur: psycopg.Cursor, project_id: Any, iteration_id: str, lock: bool = False
     ) -> dict[str, Any]:
         row = cur.execute(
-            f"SELECT {_ITERATION_COLUMNS}, it.evaluation FROM iterations it"
+            f"SELECT {_ITERATION_COLUMNS}, it.evaluation, it.evaluation_image_ids FROM iterations it"
             " WHERE it.id = %s AND it.project_id = %s" + (" FOR UPDATE" if lock else ""),
             (parse_uuid(iteration_id), project_id),
         ).fetchone()
@@ -427,7 +431,15 @@ class MetadataCore:
             ) from None
         return _tag_pb(row)
 
-    def get_tag(self, account_id: str, project_id: str, tag_id: str) -> pb.Tag:
+    def get_tag(
+        self, account_id: str, project_id: str, tag_id: str, iteration_id: str = ""
+    ) -> pb.Tag:
+        """One tag; with `iteration_id`, as that iteration's training set saw it."""
+        if iteration_id:
+            for tag in self.list_tags(account_id, project_id, iteration_id):
+                if parse_uuid(tag.id) == parse_uuid(tag_id):
+                    return tag
+            raise _not_found_tag(tag_id)
         with self._tx() as cur:
             project = self._project(cur, account_id, project_id)
             row = cur.execute(
@@ -438,10 +450,91 @@ class MetadataCore:
             raise _not_found_tag(tag_id)
         return _tag_pb(row)
 
-    def list_tags(self, account_id: str, project_id: str) -> list[pb.Tag]:
+    def list_tags(self, account_id: str, project_id: str, iteration_id: str = "") -> list[pb.Tag]:
+        """A project's tags with their image counts now or, with `iteration_id`, the tags of that
+        iteration's training set with their counts then (name and type as trained; the
+        description is the tag's current one while the tag exists)."""
         with self._tx() as cur:
             project = self._project(cur, account_id, project_id)
-            return self._tags(cur, project["id"])
+            if not iteration_id:
+                return self._tags(cur, project["id"])
+            row = self._iteration_row(cur, project["id"], iteration_id)
+            rows = cur.execute(
+                "SELECT it.tag_id AS id, %(p)s AS project_id, it.name, it.type, it.image_count,"
+                " coalesce(t.description, '') AS description"
+                " FROM iteration_tags it LEFT JOIN tags t ON t.id = it.tag_id"
+                " WHERE it.iteration_id = %(it)s ORDER BY t.created NULLS LAST, it.name, it.tag_id",
+                {"p": project["id"], "it": row["id"]},
+            ).fetchall()
+        return [_tag_pb(r) for r in rows]
+
+    def update_tag(
+        self,
+        account_id: str,
+        project_id: str,
+        tag_id: str,
+        update_mask: Sequence[str],
+        name: str = "",
+        description: str = "",
+        type: str = "",
+    ) -> pb.Tag:
+        """Changes the fields named in `update_mask` (name, description, type).
+
+        Making a tag Negative is refused while one of its images carries another tag
+        (BadRequestNegativeAndRegularTagOnSameImage), as an upload would be.
+        """
+        changes: dict[str, Any] = {}
+        for field in update_mask:
+            if field == "name":
+                changes["name"] = rules.tag_name(name)
+            elif field == "description":
+                changes["description"] = rules.tag_description(description)
+            elif field == "type":
+                changes["type"] = rules.tag_type(type)
+            else:
+                raise BadRequest(f"field {field!r} cannot be updated", "BadRequest")
+        try:
+            with self._tx() as cur:
+                project = self._project(cur, account_id, project_id, lock=True)
+                tid = parse_uuid(tag_id)
+                current = cur.execute(
+                    "SELECT id, type FROM tags WHERE id = %s AND project_id = %s FOR UPDATE",
+                    (tid, project["id"]),
+                ).fetchone()
+                if current is None:
+                    raise _not_found_tag(tag_id)
+                if changes.get("type") == "Negative" and current["type"] != "Negative":
+                    mixed = cur.execute(
+                        "SELECT 1 FROM image_tags x JOIN image_tags y ON y.image_id = x.image_id"
+                        " AND y.tag_id <> x.tag_id WHERE x.tag_id = %s LIMIT 1",
+                        (tid,),
+                    ).fetchone()
+                    if mixed:
+                        raise BadRequest(
+                            "an image of this tag has other tags; it cannot become Negative",
+                            "BadRequestNegativeAndRegularTagOnSameImage",
+                        )
+                if changes:
+                    assignments = ", ".join(f"{column} = %({column})s" for column in changes)
+                    cur.execute(
+                        f"UPDATE tags SET {assignments} WHERE id = %(id)s", {**changes, "id": tid}
+                    )
+                    cur.execute(
+                        "UPDATE projects SET last_modified = now() WHERE id = %s", (project["id"],)
+                    )
+                row = cur.execute(
+                    f"SELECT {_TAG_COLUMNS} FROM tags t WHERE t.id = %s", (tid,)
+                ).fetchone()
+        except psycopg.errors.UniqueViolation as err:
+            if err.diag.constraint_name == "tags_project_negative_uq":
+                raise Conflict(
+                    "the project already has a Negative tag", "BadRequestMultipleNegativeTag"
+                ) from None
+            raise Conflict(
+                f"the project already has a tag named {changes.get('name')!r}",
+                "BadRequestTagNameNotUnique",
+            ) from None
+        return _tag_pb(row)
 
     def delete_tag(self, account_id: str, project_id: str, tag_id: str) -> None:
         with self._tx() as cur:
@@ -655,6 +748,153 @@ class MetadataCore:
             cur.execute("UPDATE projects SET last_modified = now() WHERE id = %s", (project["id"],))
         return [h for h in hashes if h not in still_used]
 
+    def add_image_tags(
+        self,
+        account_id: str,
+        project_id: str,
+        links: Sequence[tuple[str, str]],
+        max_tags_per_image: int = 0,
+    ) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[tuple[str, str]]]:
+        """Links tags to images.
+
+        Unknown images or tags refuse the whole call (NotFoundImage / BadRequestImageTags), as
+        does a link that would put the Negative tag next to a regular one.
+
+        Returns:
+            (created, duplicated, exceeded) links as (image_id, tag_id), in request order.
+        """
+        parsed = [
+            (rules.parse_uuids([i])[0], rules.parse_uuids([t], "BadRequestImageTags")[0])
+            for i, t in links
+        ]
+        created: list[tuple[str, str]] = []
+        duplicated: list[tuple[str, str]] = []
+        exceeded: list[tuple[str, str]] = []
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id, lock=True)
+            image_ids = list({i for i, _ in parsed})
+            tag_ids = list({t for _, t in parsed})
+            found = {
+                r["id"]
+                for r in cur.execute(
+                    "SELECT id FROM images WHERE project_id = %s AND id = ANY(%s)",
+                    (project["id"], image_ids),
+                )
+            }
+            missing = set(image_ids) - found
+            if missing:
+                raise NotFound(
+                    f"image(s) not found: {', '.join(sorted(map(str, missing)))}", "NotFoundImage"
+                )
+            types = {
+                r["id"]: r["type"]
+                for r in cur.execute(
+                    "SELECT id, type FROM tags WHERE project_id = %s AND id = ANY(%s)",
+                    (project["id"], tag_ids),
+                )
+            }
+            unknown = set(tag_ids) - types.keys()
+            if unknown:
+                raise BadRequest(
+                    f"unknown tag id(s) for this project: {', '.join(sorted(map(str, unknown)))}",
+                    "BadRequestImageTags",
+                )
+            have: dict[Any, set[Any]] = {i: set() for i in image_ids}
+            for r in cur.execute(
+                "SELECT image_id, tag_id FROM image_tags WHERE image_id = ANY(%s)", (image_ids,)
+            ):
+                have[r["image_id"]].add(r["tag_id"])
+            new_links = []
+            for image_id, tag_id in parsed:
+                link = (str(image_id), str(tag_id))
+                if tag_id in have[image_id]:
+                    duplicated.append(link)
+                elif max_tags_per_image and len(have[image_id]) >= max_tags_per_image:
+                    exceeded.append(link)
+                else:
+                    have[image_id].add(tag_id)
+                    created.append(link)
+                    new_links.append((image_id, tag_id))
+            all_types = {
+                r["id"]: r["type"]
+                for r in cur.execute(
+                    "SELECT id, type FROM tags WHERE project_id = %s", (project["id"],)
+                )
+            }
+            for image_id in {i for i, _ in new_links}:
+                rules.check_image_tag_types(have[image_id], all_types)
+            if new_links:
+                cur.executemany(
+                    "INSERT INTO image_tags (image_id, tag_id, created)"
+                    " VALUES (%s, %s, clock_timestamp()) ON CONFLICT DO NOTHING",
+                    new_links,
+                )
+                cur.execute(
+                    "UPDATE projects SET last_modified = now() WHERE id = %s", (project["id"],)
+                )
+        return created, duplicated, exceeded
+
+    def delete_image_tags(
+        self, account_id: str, project_id: str, image_ids: Sequence[str], tag_ids: Sequence[str]
+    ) -> None:
+        """Removes every link between the given images and tags; absent links are ignored."""
+        images = rules.parse_uuids(image_ids)
+        tags = rules.parse_uuids(tag_ids, "BadRequestImageTags")
+        if not images or not tags:
+            raise BadRequest("imageIds and tagIds are required", "BadRequestInvalidIds")
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id)
+            deleted = cur.execute(
+                "DELETE FROM image_tags x USING images i WHERE i.id = x.image_id"
+                " AND i.project_id = %s AND x.image_id = ANY(%s) AND x.tag_id = ANY(%s)",
+                (project["id"], images, tags),
+            ).rowcount
+            if deleted:
+                cur.execute(
+                    "UPDATE projects SET last_modified = now() WHERE id = %s", (project["id"],)
+                )
+
+    def update_image_metadata(
+        self,
+        account_id: str,
+        project_id: str,
+        image_ids: Sequence[str],
+        metadata: dict[str, str],
+        max_keys_per_image: int = 0,
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """Merges `metadata` into each image's metadata.
+
+        Returns:
+            (image_id, status, metadata after the call) per requested id, in order; status is
+            OK, ErrorImageNotFound or ErrorLimitExceed (more than max_keys_per_image keys).
+        """
+        ids = rules.parse_uuids(image_ids)
+        results: list[tuple[str, str, dict[str, str]]] = []
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id)
+            current = {
+                r["id"]: dict(r["metadata"] or {})
+                for r in cur.execute(
+                    "SELECT id, metadata FROM images WHERE project_id = %s AND id = ANY(%s)"
+                    " FOR UPDATE",
+                    (project["id"], ids),
+                )
+            }
+            for image_id in ids:
+                if image_id not in current:
+                    results.append((str(image_id), "ErrorImageNotFound", {}))
+                    continue
+                merged = {**current[image_id], **metadata}
+                if max_keys_per_image and len(merged) > max_keys_per_image:
+                    results.append((str(image_id), "ErrorLimitExceed", current[image_id]))
+                    continue
+                cur.execute(
+                    "UPDATE images SET metadata = %s WHERE id = %s", (Jsonb(merged), image_id)
+                )
+                current[image_id] = merged
+                results.append((str(image_id), "OK", {str(k): str(v) for k, v in merged.items()}))
+        return results
+
     # --- iterations ----------------------------------------------------------------------------
 
     def create_iteration(
@@ -779,7 +1019,24 @@ class MetadataCore:
     def get_iteration(self, account_id: str, project_id: str, iteration_id: str) -> pb.Iteration:
         with self._tx() as cur:
             project = self._project(cur, account_id, project_id)
-            return _iteration_pb(self._iteration_row(cur, project["id"], iteration_id))
+            row = self._iteration_row(cur, project["id"], iteration_id)
+            if row["evaluation"] is not None and row["evaluation_image_ids"] is None:
+                row = {**row, "evaluation_image_ids": self._training_order(cur, row["id"])}
+            return _iteration_pb(row)
+
+    @staticmethod
+    def _training_order(cur: psycopg.Cursor, iteration_id: Any) -> list[Any]:
+        """The image order a trainer evaluates in when it does not report it: the training set
+        as GetTrainingSet lists it (by image id), keeping images with a tag of the iteration."""
+        return [
+            r["image_id"]
+            for r in cur.execute(
+                "SELECT ii.image_id FROM iteration_images ii WHERE ii.iteration_id = %(it)s"
+                " AND ii.tag_ids && ARRAY(SELECT tag_id FROM iteration_tags"
+                " WHERE iteration_id = %(it)s) ORDER BY ii.image_id",
+                {"it": iteration_id},
+            )
+        ]
 
     def list_iterations(self, account_id: str, project_id: str) -> list[pb.Iteration]:
         """A project's iterations, newest first (without `evaluation`, which can be large)."""
@@ -804,6 +1061,35 @@ class MetadataCore:
                 )
             cur.execute("DELETE FROM iterations WHERE id = %s", (row["id"],))
         return row["artifact_key"]
+
+    def update_iteration(
+        self, account_id: str, project_id: str, iteration_id: str, name: str
+    ) -> pb.Iteration:
+        """Renames an iteration."""
+        name = (name or "").strip()
+        if not name:
+            raise BadRequest("an iteration needs a name", "BadRequestIterationName")
+        if len(name) > rules.MAX_NAME_LENGTH:
+            raise BadRequest("the iteration name is too long", "BadRequestIterationName")
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id)
+            row = self._iteration_row(cur, project["id"], iteration_id, lock=True)
+            if cur.execute(
+                "SELECT 1 FROM iterations WHERE project_id = %s AND lower(name) = lower(%s)"
+                " AND id <> %s",
+                (project["id"], name, row["id"]),
+            ).fetchone():
+                raise Conflict(
+                    f"the project already has an iteration named {name!r}",
+                    "BadRequestIterationNameNotUnique",
+                )
+            cur.execute(
+                "UPDATE iterations SET name = %s, last_modified = now() WHERE id = %s",
+                (name, row["id"]),
+            )
+            return _iteration_pb(
+                {**self._iteration_row(cur, project["id"], iteration_id), "evaluation": None}
+            )
 
     def get_training_set(self, iteration_id: str) -> TrainingSet:
         """The images and tags an iteration trains on, as frozen by create_iteration.
@@ -862,6 +1148,7 @@ class MetadataCore:
         evaluation: bytes = b"",
         performance: pb.Performance | None = None,
         training_seconds: float = 0.0,
+        evaluation_image_ids: Sequence[str] = (),
     ) -> tuple[pb.Iteration, bool]:
         """Ends a Training iteration as Completed or Failed.
 
@@ -875,6 +1162,7 @@ class MetadataCore:
             raise BadRequest(f"status must be Completed or Failed, not {status!r}", "BadRequest")
         if status == COMPLETED and not artifact_key:
             raise BadRequest("a Completed iteration needs its artifact key", "BadRequest")
+        eval_ids = rules.parse_uuids(evaluation_image_ids)
         with self._tx() as cur:
             row = cur.execute(
                 "SELECT project_id, status FROM iterations WHERE id = %s FOR UPDATE",
@@ -896,6 +1184,7 @@ class MetadataCore:
                 " training_time_in_minutes = %(minutes)s, artifact_key = %(artifact)s,"
                 " error_message = %(error)s, evaluation = %(evaluation)s,"
                 " performance = %(performance)s, progress_stage = %(status)s,"
+                " evaluation_image_ids = %(eval_ids)s,"
                 " progress_percent = CASE WHEN %(completed)s THEN 100 ELSE progress_percent END"
                 " WHERE id = %(id)s",
                 {
@@ -906,6 +1195,7 @@ class MetadataCore:
                     "error": "" if completed else (error_message or "training failed"),
                     "evaluation": evaluation or None,
                     "performance": perf,
+                    "eval_ids": eval_ids if eval_ids else None,
                     "id": parse_uuid(iteration_id),
                 },
             )
@@ -1049,3 +1339,137 @@ class MetadataCore:
                 (project["id"], limit),
             ).fetchall()
         return [_prediction_pb(r) for r in rows]
+
+    def query_predictions(
+        self,
+        account_id: str,
+        project_id: str,
+        tags: Sequence[tuple[str, float, float]] = (),
+        iteration_id: str = "",
+        start_time: Any = None,
+        end_time: Any = None,
+        order_by: str = "",
+        max_count: int = 0,
+        continuation: str = "",
+        application: str = "",
+        ids: Sequence[str] = (),
+    ) -> tuple[list[pb.StoredPrediction], str]:
+        """A page of stored predictions and the continuation token of the next page ("" at the
+        end).
+
+        Args:
+            tags: (tag_id, min, max) filters; a prediction matches when ANY named tag's
+                probability lies in [min, max] (max 0 = no upper bound), as the Predictions
+                view filters by the tags a user picks.
+            iteration_id / application: only predictions of that iteration / application.
+            start_time / end_time: datetimes bounding `created` (inclusive).
+            order_by: Newest (default), Oldest, or Suspicious (least confident first: the
+                lowest top probability).
+            max_count: page size (default and most MAX_PREDICTIONS).
+            continuation: a token from the previous page of the same query.
+            ids: only these predictions.
+        """
+        order = (order_by or "Newest").lower()
+        if order not in ("newest", "oldest", "suspicious"):
+            raise BadRequest(
+                f"unknown order {order_by!r}", "BadRequestPredictionInvalidQueryParameters"
+            )
+        limit = min(max_count, MAX_PREDICTIONS) if max_count > 0 else MAX_PREDICTIONS
+        skip = 0
+        if continuation:
+            try:
+                skip = int(json.loads(base64.urlsafe_b64decode(continuation.encode()))["skip"])
+            except (binascii.Error, ValueError, KeyError, TypeError):
+                raise BadRequest(
+                    "invalid continuation token", "BadRequestPredictionInvalidQueryParameters"
+                ) from None
+        where = ["p.project_id = %(project)s"]
+        params: dict[str, Any] = {"limit": limit + 1, "skip": max(skip, 0)}
+        if iteration_id:
+            where.append("p.iteration_id = %(iteration)s")
+            params["iteration"] = rules.parse_uuids([iteration_id])[0]
+        if application:
+            where.append("p.application = %(application)s")
+            params["application"] = application
+        if start_time is not None:
+            where.append("p.created >= %(start)s")
+            params["start"] = start_time
+        if end_time is not None:
+            where.append("p.created <= %(end)s")
+            params["end"] = end_time
+        if ids:
+            where.append("p.id = ANY(%(ids)s)")
+            params["ids"] = rules.parse_uuids(ids)
+        if tags:
+            clauses = []
+            for n, (tag_id, low, high) in enumerate(tags):
+                params[f"t{n}"] = str(rules.parse_uuids([tag_id], "BadRequestImageTags")[0])
+                params[f"lo{n}"] = float(low or 0.0)
+                params[f"hi{n}"] = float(high) if high else 1.0
+                clauses.append(
+                    f"(e->>'tag_id' = %(t{n})s AND (e->>'probability')::float8"
+                    f" BETWEEN %(lo{n})s AND %(hi{n})s)"
+                )
+            where.append(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements(p.results) e WHERE "
+                + " OR ".join(clauses) + ")"
+            )
+        order_sql = {
+            "newest": "p.created DESC, p.id DESC",
+            "oldest": "p.created ASC, p.id ASC",
+            "suspicious": "(SELECT coalesce(max((e->>'probability')::float8), 0)"
+            " FROM jsonb_array_elements(p.results) e) ASC, p.created DESC, p.id DESC",
+        }[order]
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id)
+            params["project"] = project["id"]
+            rows = cur.execute(
+                f"SELECT p.* FROM predictions p WHERE {' AND '.join(where)}"
+                f" ORDER BY {order_sql} LIMIT %(limit)s OFFSET %(skip)s",
+                params,
+            ).fetchall()
+        token = ""
+        if len(rows) > limit:
+            rows = rows[:limit]
+            token = base64.urlsafe_b64encode(
+                json.dumps({"skip": skip + limit}).encode()
+            ).decode()
+        return [_prediction_pb(r) for r in rows], token
+
+    def delete_predictions(
+        self, account_id: str, project_id: str, ids: Sequence[str]
+    ) -> list[str]:
+        """Deletes stored predictions; unknown ids are ignored.
+
+        Returns:
+            Hashes of the deleted predictions' images that nothing else in the project uses
+            (no image row, no other prediction, no running training), for storage clean-up.
+        """
+        parsed = rules.parse_uuids(ids)
+        if not parsed:
+            raise BadRequest("no prediction ids given", "BadRequestPredictionIdsMissing")
+        with self._tx() as cur:
+            project = self._project(cur, account_id, project_id)
+            deleted = cur.execute(
+                "DELETE FROM predictions WHERE project_id = %s AND id = ANY(%s)"
+                " RETURNING image_sha256",
+                (project["id"], parsed),
+            ).fetchall()
+            hashes = sorted({r["image_sha256"] for r in deleted})
+            if not hashes:
+                return []
+            used = {
+                r["sha"]
+                for r in cur.execute(
+                    "SELECT image_sha256 AS sha FROM predictions"
+                    " WHERE project_id = %(p)s AND image_sha256 = ANY(%(h)s)"
+                    " UNION SELECT sha256 FROM images WHERE project_id = %(p)s"
+                    " AND sha256 = ANY(%(h)s)"
+                    " UNION SELECT ii.sha256 FROM iteration_images ii"
+                    " JOIN iterations it ON it.id = ii.iteration_id"
+                    " WHERE it.project_id = %(p)s AND it.status = 'Training'"
+                    " AND ii.sha256 = ANY(%(h)s)",
+                    {"p": project["id"], "h": hashes},
+                )
+            }
+        return [h for h in hashes if h not in used]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe.v1 import metadata_pb2_grpc as pb_grpc
+from loupe_common.timeutil import from_proto
 from loupe_metadata.core import MetadataCore
 
 _KEY_KINDS = {"training": pb.KEY_KIND_TRAINING, "prediction": pb.KEY_KIND_PREDICTION}
@@ -79,15 +80,31 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     def GetTag(self, request, context):
         return pb.GetTagResponse(
-            tag=self._core.get_tag(request.account_id, request.project_id, request.tag_id)
+            tag=self._core.get_tag(
+                request.account_id, request.project_id, request.tag_id, request.iteration_id
+            )
         )
 
     def ListTags(self, request, context):
-        return pb.ListTagsResponse(tags=self._core.list_tags(request.account_id, request.project_id))
+        return pb.ListTagsResponse(
+            tags=self._core.list_tags(request.account_id, request.project_id, request.iteration_id)
+        )
 
     def DeleteTag(self, request, context):
         self._core.delete_tag(request.account_id, request.project_id, request.tag_id)
         return pb.DeleteTagResponse()
+
+    def UpdateTag(self, request, context):
+        tag = self._core.update_tag(
+            request.account_id,
+            request.project_id,
+            request.tag_id,
+            list(request.update_mask),
+            name=request.name,
+            description=request.description,
+            type=request.type,
+        )
+        return pb.UpdateTagResponse(tag=tag)
 
     # images
     def AddImages(self, request, context):
@@ -114,6 +131,42 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             request.account_id, request.project_id, list(request.image_ids), all=request.all
         )
         return pb.DeleteImagesResponse(orphaned_sha256=orphaned)
+
+    def AddImageTags(self, request, context):
+        created, duplicated, exceeded = self._core.add_image_tags(
+            request.account_id,
+            request.project_id,
+            [(link.image_id, link.tag_id) for link in request.links],
+            max_tags_per_image=request.max_tags_per_image,
+        )
+
+        def links(pairs):
+            return [pb.ImageTagLink(image_id=i, tag_id=t) for i, t in pairs]
+
+        return pb.AddImageTagsResponse(
+            created=links(created), duplicated=links(duplicated), exceeded=links(exceeded)
+        )
+
+    def DeleteImageTags(self, request, context):
+        self._core.delete_image_tags(
+            request.account_id, request.project_id, list(request.image_ids), list(request.tag_ids)
+        )
+        return pb.DeleteImageTagsResponse()
+
+    def UpdateImageMetadata(self, request, context):
+        results = self._core.update_image_metadata(
+            request.account_id,
+            request.project_id,
+            list(request.image_ids),
+            dict(request.metadata),
+            max_keys_per_image=request.max_keys_per_image,
+        )
+        return pb.UpdateImageMetadataResponse(
+            results=[
+                pb.ImageMetadataResult(image_id=i, status=status, metadata=metadata)
+                for i, status, metadata in results
+            ]
+        )
 
     # iterations
     def CreateIteration(self, request, context):
@@ -146,6 +199,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         )
         return pb.DeleteIterationResponse(artifact_key=key)
 
+    def UpdateIteration(self, request, context):
+        return pb.UpdateIterationResponse(
+            iteration=self._core.update_iteration(
+                request.account_id, request.project_id, request.iteration_id, request.name
+            )
+        )
+
     def GetTrainingSet(self, request, context):
         training_set = self._core.get_training_set(request.iteration_id)
         return pb.GetTrainingSetResponse(
@@ -165,6 +225,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             evaluation=request.evaluation,
             performance=request.performance if request.HasField("performance") else None,
             training_seconds=request.training_seconds,
+            evaluation_image_ids=list(request.evaluation_image_ids),
         )
         return pb.FinishIterationResponse(iteration=iteration, already_finished=already)
 
@@ -202,3 +263,25 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
                 request.account_id, request.project_id, request.max_count
             )
         )
+
+    def QueryPredictions(self, request, context):
+        predictions, continuation = self._core.query_predictions(
+            request.account_id,
+            request.project_id,
+            tags=[(t.tag_id, t.min_threshold, t.max_threshold) for t in request.tags],
+            iteration_id=request.iteration_id,
+            start_time=from_proto(request.start_time) if request.HasField("start_time") else None,
+            end_time=from_proto(request.end_time) if request.HasField("end_time") else None,
+            order_by=request.order_by,
+            max_count=request.max_count,
+            continuation=request.continuation,
+            application=request.application,
+            ids=list(request.ids),
+        )
+        return pb.QueryPredictionsResponse(predictions=predictions, continuation=continuation)
+
+    def DeletePredictions(self, request, context):
+        orphaned = self._core.delete_predictions(
+            request.account_id, request.project_id, list(request.ids)
+        )
+        return pb.DeletePredictionsResponse(orphaned_sha256=orphaned)

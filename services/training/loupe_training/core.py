@@ -18,9 +18,9 @@ from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as tpb
 from loupe_common.errors import LoupeError, NotFound, Unavailable
-from loupe_model.backbone import EmbedderLike, embed_images
-from loupe_model.evaluate import cross_validate, performance
-from loupe_model.head import train_head
+from loupe_model.backbone import EmbedderLike, embed_images, get_backbone
+from loupe_model.evaluate import performance
+from loupe_model.train import fit_quick
 from loupe_model.preprocess import InvalidImage
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,8 @@ def seed_for(iteration_id: str) -> int:
 
 
 def feature_key(project_id: str, sha256: str) -> str:
-    return f"features/{BACKBONE}/{project_id}/{sha256}"
+    # Keyed by the feature definition too, so changing it never reuses stale vectors.
+    return f"features/{get_backbone(BACKBONE).feature_id}/{project_id}/{sha256}"
 
 
 def _performance_proto(perf: dict) -> mpb.Performance:
@@ -177,10 +178,15 @@ class Trainer:
         seed = seed_for(iteration.id)
         feats = self._features(job, images, started)
         self._progress(job, "evaluating", 82.0, started)
-        evaluation = cross_validate(feats, labels, multilabel, seed)
+
+        def fit_progress(stage: str, done: int, total: int) -> None:
+            if stage == "training" and done == 0:
+                self._progress(job, "training", 92.0, started)
+
+        # Calibrated cross-validation and the final head, as in loupe_model.train_quick.
+        head, evaluation = fit_quick(feats, labels, multilabel, seed, tag_ids, tag_names, BACKBONE,
+                                     progress=fit_progress)
         perf = performance(evaluation, 0.5, tag_ids, tag_names)
-        self._progress(job, "training", 92.0, started)
-        head = train_head(feats, labels, multilabel, seed, tag_ids, tag_names, BACKBONE)
         self._progress(job, "saving", 96.0, started)
         key = f"artifacts/{job.project_id}/{job.iteration_id}/head.npz"
         self.storage.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes(),
@@ -188,6 +194,7 @@ class Trainer:
         finished = self.metadata.FinishIteration(mpb.FinishIterationRequest(
             iteration_id=job.iteration_id, status="Completed", artifact_key=key,
             evaluation=evaluation.to_json(), performance=_performance_proto(perf),
+            evaluation_image_ids=[img.image_id for img in images],
             training_seconds=time.monotonic() - started))
         if finished.already_finished:
             # Another trainer (or a cancel) finished it first; our artifact is unused.

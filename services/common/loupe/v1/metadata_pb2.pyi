@@ -208,14 +208,16 @@ class CreateTagResponse(_message.Message):
     def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ...) -> None: ...
 
 class GetTagRequest(_message.Message):
-    __slots__ = ("account_id", "project_id", "tag_id")
+    __slots__ = ("account_id", "project_id", "tag_id", "iteration_id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TAG_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     project_id: str
     tag_id: str
-    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tag_id: _Optional[str] = ...) -> None: ...
+    iteration_id: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tag_id: _Optional[str] = ..., iteration_id: _Optional[str] = ...) -> None: ...
 
 class GetTagResponse(_message.Message):
     __slots__ = ("tag",)
@@ -224,12 +226,14 @@ class GetTagResponse(_message.Message):
     def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ...) -> None: ...
 
 class ListTagsRequest(_message.Message):
-    __slots__ = ("account_id", "project_id")
+    __slots__ = ("account_id", "project_id", "iteration_id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     project_id: str
-    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ...) -> None: ...
+    iteration_id: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., iteration_id: _Optional[str] = ...) -> None: ...
 
 class ListTagsResponse(_message.Message):
     __slots__ = ("tags",)
@@ -250,6 +254,30 @@ class DeleteTagRequest(_message.Message):
 class DeleteTagResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class UpdateTagRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "tag_id", "update_mask", "name", "description", "type")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_ID_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MASK_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    tag_id: str
+    update_mask: _containers.RepeatedScalarFieldContainer[str]
+    name: str
+    description: str
+    type: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tag_id: _Optional[str] = ..., update_mask: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+
+class UpdateTagResponse(_message.Message):
+    __slots__ = ("tag",)
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    tag: Tag
+    def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("id", "project_id", "sha256", "width", "height", "content_type", "size_bytes", "created", "tags", "metadata")
@@ -387,6 +415,96 @@ class DeleteImagesResponse(_message.Message):
     orphaned_sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, orphaned_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ImageTagLink(_message.Message):
+    __slots__ = ("image_id", "tag_id")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TAG_ID_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    tag_id: str
+    def __init__(self, image_id: _Optional[str] = ..., tag_id: _Optional[str] = ...) -> None: ...
+
+class AddImageTagsRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "links", "max_tags_per_image")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    MAX_TAGS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    links: _containers.RepeatedCompositeFieldContainer[ImageTagLink]
+    max_tags_per_image: int
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., links: _Optional[_Iterable[_Union[ImageTagLink, _Mapping]]] = ..., max_tags_per_image: _Optional[int] = ...) -> None: ...
+
+class AddImageTagsResponse(_message.Message):
+    __slots__ = ("created", "duplicated", "exceeded")
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATED_FIELD_NUMBER: _ClassVar[int]
+    EXCEEDED_FIELD_NUMBER: _ClassVar[int]
+    created: _containers.RepeatedCompositeFieldContainer[ImageTagLink]
+    duplicated: _containers.RepeatedCompositeFieldContainer[ImageTagLink]
+    exceeded: _containers.RepeatedCompositeFieldContainer[ImageTagLink]
+    def __init__(self, created: _Optional[_Iterable[_Union[ImageTagLink, _Mapping]]] = ..., duplicated: _Optional[_Iterable[_Union[ImageTagLink, _Mapping]]] = ..., exceeded: _Optional[_Iterable[_Union[ImageTagLink, _Mapping]]] = ...) -> None: ...
+
+class DeleteImageTagsRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "image_ids", "tag_ids")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    TAG_IDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    image_ids: _containers.RepeatedScalarFieldContainer[str]
+    tag_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., tag_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteImageTagsResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class UpdateImageMetadataRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "image_ids", "metadata", "max_keys_per_image")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    MAX_KEYS_PER_IMAGE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    image_ids: _containers.RepeatedScalarFieldContainer[str]
+    metadata: _containers.ScalarMap[str, str]
+    max_keys_per_image: int
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., image_ids: _Optional[_Iterable[str]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., max_keys_per_image: _Optional[int] = ...) -> None: ...
+
+class ImageMetadataResult(_message.Message):
+    __slots__ = ("image_id", "status", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    status: str
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, image_id: _Optional[str] = ..., status: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class UpdateImageMetadataResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ImageMetadataResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ImageMetadataResult, _Mapping]]] = ...) -> None: ...
+
 class TagPerformance(_message.Message):
     __slots__ = ("tag_id", "name", "precision", "precision_std_deviation", "recall", "recall_std_deviation", "average_precision", "image_count")
     TAG_ID_FIELD_NUMBER: _ClassVar[int]
@@ -426,7 +544,7 @@ class Performance(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., precision: _Optional[float] = ..., precision_std_deviation: _Optional[float] = ..., recall: _Optional[float] = ..., recall_std_deviation: _Optional[float] = ..., average_precision: _Optional[float] = ..., per_tag: _Optional[_Iterable[_Union[TagPerformance, _Mapping]]] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("id", "project_id", "name", "status", "created", "last_modified", "trained_at", "domain_id", "classification_type", "training_type", "reserved_budget_in_hours", "training_time_in_minutes", "publish_name", "prediction_resource_id", "artifact_key", "error_message", "progress_stage", "progress_percent", "evaluation", "performance")
+    __slots__ = ("id", "project_id", "name", "status", "created", "last_modified", "trained_at", "domain_id", "classification_type", "training_type", "reserved_budget_in_hours", "training_time_in_minutes", "publish_name", "prediction_resource_id", "artifact_key", "error_message", "progress_stage", "progress_percent", "evaluation", "performance", "evaluation_image_ids")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +565,7 @@ class Iteration(_message.Message):
     PROGRESS_PERCENT_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     PERFORMANCE_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -467,7 +586,8 @@ class Iteration(_message.Message):
     progress_percent: float
     evaluation: bytes
     performance: Performance
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., training_time_in_minutes: _Optional[int] = ..., publish_name: _Optional[str] = ..., prediction_resource_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., progress_stage: _Optional[str] = ..., progress_percent: _Optional[float] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ...) -> None: ...
+    evaluation_image_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., training_time_in_minutes: _Optional[int] = ..., publish_name: _Optional[str] = ..., prediction_resource_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., progress_stage: _Optional[str] = ..., progress_percent: _Optional[float] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., evaluation_image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class CreateIterationRequest(_message.Message):
     __slots__ = ("account_id", "project_id", "training_type", "reserved_budget_in_hours", "force_train", "selected_tag_ids", "min_images_per_tag")
@@ -539,6 +659,24 @@ class DeleteIterationResponse(_message.Message):
     artifact_key: str
     def __init__(self, artifact_key: _Optional[str] = ...) -> None: ...
 
+class UpdateIterationRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "iteration_id", "name")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    iteration_id: str
+    name: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., iteration_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class UpdateIterationResponse(_message.Message):
+    __slots__ = ("iteration",)
+    ITERATION_FIELD_NUMBER: _ClassVar[int]
+    iteration: Iteration
+    def __init__(self, iteration: _Optional[_Union[Iteration, _Mapping]] = ...) -> None: ...
+
 class GetTrainingSetRequest(_message.Message):
     __slots__ = ("iteration_id",)
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -580,7 +718,7 @@ class ReportProgressResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class FinishIterationRequest(_message.Message):
-    __slots__ = ("iteration_id", "status", "artifact_key", "error_message", "evaluation", "performance", "training_seconds")
+    __slots__ = ("iteration_id", "status", "artifact_key", "error_message", "evaluation", "performance", "training_seconds", "evaluation_image_ids")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     ARTIFACT_KEY_FIELD_NUMBER: _ClassVar[int]
@@ -588,6 +726,7 @@ class FinishIterationRequest(_message.Message):
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     PERFORMANCE_FIELD_NUMBER: _ClassVar[int]
     TRAINING_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    EVALUATION_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     status: str
     artifact_key: str
@@ -595,7 +734,8 @@ class FinishIterationRequest(_message.Message):
     evaluation: bytes
     performance: Performance
     training_seconds: float
-    def __init__(self, iteration_id: _Optional[str] = ..., status: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., training_seconds: _Optional[float] = ...) -> None: ...
+    evaluation_image_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, iteration_id: _Optional[str] = ..., status: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., training_seconds: _Optional[float] = ..., evaluation_image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class FinishIterationResponse(_message.Message):
     __slots__ = ("iteration", "already_finished")
@@ -718,3 +858,63 @@ class ListPredictionsResponse(_message.Message):
     PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
     predictions: _containers.RepeatedCompositeFieldContainer[StoredPrediction]
     def __init__(self, predictions: _Optional[_Iterable[_Union[StoredPrediction, _Mapping]]] = ...) -> None: ...
+
+class PredictionTagFilter(_message.Message):
+    __slots__ = ("tag_id", "min_threshold", "max_threshold")
+    TAG_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    MAX_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    tag_id: str
+    min_threshold: float
+    max_threshold: float
+    def __init__(self, tag_id: _Optional[str] = ..., min_threshold: _Optional[float] = ..., max_threshold: _Optional[float] = ...) -> None: ...
+
+class QueryPredictionsRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "tags", "iteration_id", "start_time", "end_time", "order_by", "max_count", "continuation", "application", "ids")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    ORDER_BY_FIELD_NUMBER: _ClassVar[int]
+    MAX_COUNT_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
+    APPLICATION_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    tags: _containers.RepeatedCompositeFieldContainer[PredictionTagFilter]
+    iteration_id: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    order_by: str
+    max_count: int
+    continuation: str
+    application: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tags: _Optional[_Iterable[_Union[PredictionTagFilter, _Mapping]]] = ..., iteration_id: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., order_by: _Optional[str] = ..., max_count: _Optional[int] = ..., continuation: _Optional[str] = ..., application: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class QueryPredictionsResponse(_message.Message):
+    __slots__ = ("predictions", "continuation")
+    PREDICTIONS_FIELD_NUMBER: _ClassVar[int]
+    CONTINUATION_FIELD_NUMBER: _ClassVar[int]
+    predictions: _containers.RepeatedCompositeFieldContainer[StoredPrediction]
+    continuation: str
+    def __init__(self, predictions: _Optional[_Iterable[_Union[StoredPrediction, _Mapping]]] = ..., continuation: _Optional[str] = ...) -> None: ...
+
+class DeletePredictionsRequest(_message.Message):
+    __slots__ = ("account_id", "project_id", "ids")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    project_id: str
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeletePredictionsResponse(_message.Message):
+    __slots__ = ("orphaned_sha256",)
+    ORPHANED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    orphaned_sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, orphaned_sha256: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -89,6 +89,11 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteTagRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteTagResponse.FromString,
                 _registered_method=True)
+        self.UpdateTag = channel.unary_unary(
+                '/loupe.v1.MetadataService/UpdateTag',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateTagRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateTagResponse.FromString,
+                _registered_method=True)
         self.AddImages = channel.unary_unary(
                 '/loupe.v1.MetadataService/AddImages',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.AddImagesRequest.SerializeToString,
@@ -103,6 +108,21 @@ class MetadataServiceStub:
                 '/loupe.v1.MetadataService/DeleteImages',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesResponse.FromString,
+                _registered_method=True)
+        self.AddImageTags = channel.unary_unary(
+                '/loupe.v1.MetadataService/AddImageTags',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.AddImageTagsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.AddImageTagsResponse.FromString,
+                _registered_method=True)
+        self.DeleteImageTags = channel.unary_unary(
+                '/loupe.v1.MetadataService/DeleteImageTags',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsResponse.FromString,
+                _registered_method=True)
+        self.UpdateImageMetadata = channel.unary_unary(
+                '/loupe.v1.MetadataService/UpdateImageMetadata',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataResponse.FromString,
                 _registered_method=True)
         self.CreateIteration = channel.unary_unary(
                 '/loupe.v1.MetadataService/CreateIteration',
@@ -123,6 +143,11 @@ class MetadataServiceStub:
                 '/loupe.v1.MetadataService/DeleteIteration',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteIterationRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteIterationResponse.FromString,
+                _registered_method=True)
+        self.UpdateIteration = channel.unary_unary(
+                '/loupe.v1.MetadataService/UpdateIteration',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateIterationRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateIterationResponse.FromString,
                 _registered_method=True)
         self.GetTrainingSet = channel.unary_unary(
                 '/loupe.v1.MetadataService/GetTrainingSet',
@@ -163,6 +188,16 @@ class MetadataServiceStub:
                 '/loupe.v1.MetadataService/ListPredictions',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ListPredictionsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ListPredictionsResponse.FromString,
+                _registered_method=True)
+        self.QueryPredictions = channel.unary_unary(
+                '/loupe.v1.MetadataService/QueryPredictions',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.QueryPredictionsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.QueryPredictionsResponse.FromString,
+                _registered_method=True)
+        self.DeletePredictions = channel.unary_unary(
+                '/loupe.v1.MetadataService/DeletePredictions',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.FromString,
                 _registered_method=True)
 
 
@@ -248,6 +283,13 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateTag(self, request, context):
+        """Updates a tag's name, description or type (the fields named in update_mask).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AddImages(self, request, context):
         """Adds image rows and their tag links in one transaction. An image whose hash the project
         already holds is reported OKDuplicate (its tags are merged in).
@@ -266,6 +308,28 @@ class MetadataServiceServicer:
     def DeleteImages(self, request, context):
         """Deletes images by id (all when ids is empty and all is true); returns the hashes that no
         longer have a row, so the caller can drop their bytes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddImageTags(self, request, context):
+        """Links tags to images. Each link is reported created, duplicated (already there) or
+        exceeded (the image would carry more than max_tags_per_image tags).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteImageTags(self, request, context):
+        """Removes the links between the given images and tags (missing links are ignored).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateImageMetadata(self, request, context):
+        """Merges key/value metadata into images; one status per image id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -296,6 +360,13 @@ class MetadataServiceServicer:
 
     def DeleteIteration(self, request, context):
         """Deletes an iteration (refused while it is published); returns its artifact key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateIteration(self, request, context):
+        """Renames an iteration.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -359,6 +430,20 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueryPredictions(self, request, context):
+        """Queries stored predictions (filters, order, paging by continuation token).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeletePredictions(self, request, context):
+        """Deletes stored predictions by id; returns the hashes nothing in the project uses any more.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -417,6 +502,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteTagRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteTagResponse.SerializeToString,
             ),
+            'UpdateTag': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateTag,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateTagRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateTagResponse.SerializeToString,
+            ),
             'AddImages': grpc.unary_unary_rpc_method_handler(
                     servicer.AddImages,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.AddImagesRequest.FromString,
@@ -431,6 +521,21 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DeleteImages,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesResponse.SerializeToString,
+            ),
+            'AddImageTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddImageTags,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.AddImageTagsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.AddImageTagsResponse.SerializeToString,
+            ),
+            'DeleteImageTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteImageTags,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsResponse.SerializeToString,
+            ),
+            'UpdateImageMetadata': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateImageMetadata,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataResponse.SerializeToString,
             ),
             'CreateIteration': grpc.unary_unary_rpc_method_handler(
                     servicer.CreateIteration,
@@ -451,6 +556,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DeleteIteration,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteIterationRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteIterationResponse.SerializeToString,
+            ),
+            'UpdateIteration': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateIteration,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.UpdateIterationRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.UpdateIterationResponse.SerializeToString,
             ),
             'GetTrainingSet': grpc.unary_unary_rpc_method_handler(
                     servicer.GetTrainingSet,
@@ -491,6 +601,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ListPredictions,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ListPredictionsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ListPredictionsResponse.SerializeToString,
+            ),
+            'QueryPredictions': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryPredictions,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.QueryPredictionsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.QueryPredictionsResponse.SerializeToString,
+            ),
+            'DeletePredictions': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeletePredictions,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -801,6 +921,33 @@ class MetadataService:
             _registered_method=True)
 
     @staticmethod
+    def UpdateTag(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/UpdateTag',
+            loupe_dot_v1_dot_metadata__pb2.UpdateTagRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.UpdateTagResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def AddImages(request,
             target,
             options=(),
@@ -871,6 +1018,87 @@ class MetadataService:
             '/loupe.v1.MetadataService/DeleteImages',
             loupe_dot_v1_dot_metadata__pb2.DeleteImagesRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.DeleteImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddImageTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/AddImageTags',
+            loupe_dot_v1_dot_metadata__pb2.AddImageTagsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.AddImageTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteImageTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/DeleteImageTags',
+            loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.DeleteImageTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateImageMetadata(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/UpdateImageMetadata',
+            loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.UpdateImageMetadataResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -979,6 +1207,33 @@ class MetadataService:
             '/loupe.v1.MetadataService/DeleteIteration',
             loupe_dot_v1_dot_metadata__pb2.DeleteIterationRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.DeleteIterationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateIteration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/UpdateIteration',
+            loupe_dot_v1_dot_metadata__pb2.UpdateIterationRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.UpdateIterationResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1195,6 +1450,60 @@ class MetadataService:
             '/loupe.v1.MetadataService/ListPredictions',
             loupe_dot_v1_dot_metadata__pb2.ListPredictionsRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ListPredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryPredictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/QueryPredictions',
+            loupe_dot_v1_dot_metadata__pb2.QueryPredictionsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.QueryPredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeletePredictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/DeletePredictions',
+            loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,7 +6,7 @@ import logging
 from flask import Blueprint, jsonify, request
 
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
-from loupe_gateway import serialize, validation
+from loupe_gateway import performance, serialize, validation
 from loupe_gateway.api.common import account, no_content
 from loupe_gateway.app import state
 
@@ -69,16 +69,21 @@ def delete_iteration(project_id: str, iteration_id: str):
 
 @bp.get("/projects/<project_id>/iterations/<iteration_id>/performance")
 def get_iteration_performance(project_id: str, iteration_id: str):
-    # Loupe keeps the figures measured at threshold 0.5; `threshold` and `overlapThreshold`
-    # are accepted (and validated) but do not change them yet.
-    validation.parse_float(request.args.get("threshold"), "threshold", 0.5)
+    # Recomputed at `threshold` from the held-out evaluation; `overlapThreshold` (object
+    # detection only) is validated and ignored.
+    threshold = validation.parse_float(request.args.get("threshold"), "threshold", 0.5)
+    if not 0.0 <= threshold <= 1.0:
+        raise BadRequest("threshold must be within [0, 1]", "BadRequest")
     validation.parse_float(request.args.get("overlapThreshold"), "overlapThreshold", 0.3)
     it = state().backends.get_iteration(account(), project_id, iteration_id)
     if it.status != "Completed":
         raise Conflict(f"{it.name} is {it.status}", "BadRequestIterationIsNotTrained")
     if not it.HasField("performance"):
         raise NotFound(f"{it.name} has no performance", "NotFoundIterationPerformance")
-    return jsonify(serialize.iteration_performance(it.performance))
+    if not it.evaluation:
+        return jsonify(serialize.iteration_performance(it.performance))
+    perf = performance.at_threshold(performance.load(it), threshold)
+    return jsonify(serialize.iteration_performance(perf))
 
 
 @bp.post("/projects/<project_id>/iterations/<iteration_id>/publish")

@@ -12,7 +12,12 @@ bp = Blueprint("tags", __name__)
 
 @bp.get("/projects/<project_id>/tags")
 def list_tags(project_id: str):
-    return jsonify([serialize.tag(t) for t in state().backends.list_tags(account(), project_id)])
+    iteration_id = request.args.get("iterationId")
+    if iteration_id:
+        tags = state().backends.list_tags_at(account(), project_id, iteration_id)
+    else:
+        tags = state().backends.list_tags(account(), project_id)
+    return jsonify([serialize.tag(t) for t in tags])
 
 
 @bp.post("/projects/<project_id>/tags")
@@ -27,7 +32,12 @@ def create_tag(project_id: str):
 
 @bp.get("/projects/<project_id>/tags/<tag_id>")
 def get_tag(project_id: str, tag_id: str):
-    return jsonify(serialize.tag(state().backends.get_tag(account(), project_id, tag_id)))
+    iteration_id = request.args.get("iterationId")
+    if iteration_id:
+        tag = state().backends.get_tag_at(account(), project_id, tag_id, iteration_id)
+    else:
+        tag = state().backends.get_tag(account(), project_id, tag_id)
+    return jsonify(serialize.tag(tag))
 
 
 @bp.delete("/projects/<project_id>/tags/<tag_id>")
