@@ -18,13 +18,24 @@ from loupe_stack.stack import Stack, read_env
 
 TEST_BASE_PORT = int(os.environ.get("LOUPE_TEST_BASE_PORT", "36500"))
 
+#: Settings of the test stack only (never of `make up`):
+#: - image URLs may point at 127.0.0.1, where the tests serve images from a local http.server
+#:   (everything else private stays refused, which tests/e2e/test_gateway_urls.py checks);
+#: - a rate limit high enough that the suite's raw-HTTP clients, which do not retry a 429 as
+#:   the SDK does, are never throttled (the limiter is unit-tested with an injected clock).
+TEST_STACK_ENV = {
+    "LOUPE_URL_FETCH_ALLOW": "127.0.0.1/32",
+    "LOUPE_RATE_LIMIT_PER_SECOND": "1000",
+    "LOUPE_RATE_LIMIT_BURST": "2000",
+}
+
 
 @pytest.fixture(scope="session")
 def stack():
     """The test run's stack object (processes are started by `infra` / `live`)."""
     data = Path(tempfile.mkdtemp(prefix="loupe-test-"))
     os.chmod(data, 0o755)  # PostgreSQL runs as the postgres user and must enter it
-    s = Stack(Layout(data=data, base_port=TEST_BASE_PORT))
+    s = Stack(Layout(data=data, base_port=TEST_BASE_PORT), extra_env=TEST_STACK_ENV)
     yield s
     s.stop()
     pg = (data / "postgres")

@@ -33,8 +33,14 @@ def _pythonpath() -> str:
 class Stack:
     """One local stack: a data folder, a base port, and the processes supervisord runs."""
 
-    def __init__(self, layout: Layout):
+    def __init__(self, layout: Layout, extra_env: dict[str, str] | None = None):
+        """Args:
+            layout: data folder and ports.
+            extra_env: variables added to every service's environment, over the defaults
+                (the test stack uses it, e.g. to allow image URLs on 127.0.0.1).
+        """
         self.layout = layout
+        self.extra_env = dict(extra_env or {})
 
     # ---------------------------------------------------------------- secrets and env
     def secrets(self) -> dict[str, str]:
@@ -79,6 +85,7 @@ class Stack:
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
             "LOUPE_MODEL_CACHE": str(install.model_cache()),
             "LOUPE_URL_SIGNING_SECRET": s["URL_SIGNING_SECRET"],
+            **self.extra_env,
         }
 
     # ---------------------------------------------------------------- first-time setup

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from loupe_gateway import errors, metrics, versions
+from loupe_gateway import errors, metrics, ratelimit, versions
 from loupe_gateway.auth import KeyResolver
 from loupe_gateway.clients import Backends
 from loupe_gateway.config import GatewayConfig
@@ -35,7 +35,8 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
         The Flask app (a WSGI callable).
     """
     from loupe_gateway import ui
-    from loupe_gateway.api import health, prediction, training
+    from loupe_gateway import openapi
+    from loupe_gateway.api import fetching, health, prediction, training
 
     app = Flask(__name__, static_folder=None)
     app.json.sort_keys = False
@@ -44,12 +45,17 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     backends = clients if clients is not None else Backends(config)
     resolver = KeyResolver(backends.resolve_key, ttl=config.key_cache_seconds)
     app.extensions["loupe"] = GatewayState(config, backends, resolver)
+    app.extensions["loupe.urlfetch"] = fetching.build_fetcher(config)
     app.url_map.strict_slashes = False
     versions.register(app)
     errors.init_app(app)
     metrics.init_app(app)
+    ratelimit.init_app(
+        app, ratelimit.RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
+    )
     app.register_blueprint(health.bp)
     app.register_blueprint(training.bp)
     app.register_blueprint(prediction.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(openapi.bp)
     return app

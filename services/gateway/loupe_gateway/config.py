@@ -44,3 +44,29 @@ class GatewayConfig:
     kafka_send_timeout: float = env_field(
         "LOUPE_KAFKA_SEND_TIMEOUT", 15.0, "seconds to wait for Kafka to acknowledge a job"
     )
+    # Server-side fetching of image URLs (images/urls, classify .../url, quicktest/url).
+    url_fetch_allow: str = env_field(
+        "LOUPE_URL_FETCH_ALLOW", "",
+        "comma-separated CIDRs, IPs or host names that image URLs may resolve to although "
+        "private (loopback, private, link-local, ...), on any port; empty: public addresses only",
+    )
+    url_fetch_connect_timeout: float = env_field(
+        "LOUPE_URL_FETCH_CONNECT_TIMEOUT", 3.0, "seconds to connect to an image URL's host"
+    )
+    url_fetch_timeout: float = env_field(
+        "LOUPE_URL_FETCH_TIMEOUT", 10.0, "seconds to fetch one image URL, redirects included"
+    )
+    url_fetch_max_redirects: int = env_field(
+        "LOUPE_URL_FETCH_MAX_REDIRECTS", 3, "redirects followed when fetching an image URL"
+    )
+    url_fetch_concurrency: int = env_field(
+        "LOUPE_URL_FETCH_CONCURRENCY", 8, "image URLs of one batch fetched in parallel"
+    )
+    # Rate limiting per API key (token bucket per gateway process).
+    rate_limit_per_second: float = env_field(
+        "LOUPE_RATE_LIMIT_PER_SECOND", 10.0,
+        "requests per second per API key (Custom Vision S0: 10); 0 disables rate limiting",
+    )
+    rate_limit_burst: float = env_field(
+        "LOUPE_RATE_LIMIT_BURST", 20.0, "requests a key may make at once after a quiet period"
+    )

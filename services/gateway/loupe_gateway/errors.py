@@ -35,7 +35,10 @@ def handle_error(err: Exception):
     if isinstance(err, LoupeError):
         if err.http_status >= 500:
             log.warning("%r", err)
-        return error_response(err.code, err.message, err.http_status)
+        response = error_response(err.code, err.message, err.http_status)
+        # Extra headers an error carries, e.g. Retry-After of a 429 (see ratelimit).
+        response.headers.update(getattr(err, "headers", None) or {})
+        return response
     if isinstance(err, HTTPException):
         status = err.code or 500
         response = error_response(

@@ -26,6 +26,8 @@ class Entry:
     size: int
     tag_ids: list[str] = field(default_factory=list)
     too_large: bool = False
+    #: An ImageCreateStatus decided before validation (e.g. ErrorSource: its URL failed).
+    error_status: str | None = None
 
 
 def upload(
@@ -45,6 +47,9 @@ def upload(
     results: list[dict | None] = [None] * len(entries)
     valid: list[tuple[int, validation.ImageInfo]] = []
     for index, entry in enumerate(entries):
+        if entry.error_status:
+            results[index] = serialize.image_create_result(entry.name, entry.error_status, None)
+            continue
         try:
             if entry.too_large or entry.data is None:
                 raise BadRequest("image too large", "BadRequestImageSizeBytes")

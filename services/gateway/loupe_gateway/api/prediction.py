@@ -5,7 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify, request
 
 from loupe_common.errors import BadRequest
-from loupe_gateway import multipart, serialize, validation, versions
+from loupe_gateway import multipart, serialize, versions
+from loupe_gateway.api import fetching
 from loupe_gateway.app import state
 from loupe_gateway.auth import HEADERS, PREDICTION, unauthorized
 
@@ -45,30 +46,20 @@ def _too_large() -> BadRequest:
 
 def _image() -> bytes:
     """The image of the request: the first part of a multipart body, or the raw body."""
-    limit = state().config.max_prediction_image_bytes
-    body, too_large = multipart.read_body(
-        multipart.stream_chunks(request.stream.read), limit + _MULTIPART_SLACK
-    )
-    if too_large:
-        raise _too_large()
-    if multipart.is_multipart(request.content_type):
-        parts = multipart.parse_multipart(body, request.content_type or "", limit)
-        if not parts:
-            raise BadRequest("the request holds no image", "BadRequestImageStream")
-        part = next((p for p in parts if p.name == "imageData"), parts[0])
-        if part.too_large:
-            raise _too_large()
-        body = bytes(part.data)
-    validation.check_image(body, limit, state().config.max_image_side)
-    return body
+    cfg = state().config
+    return fetching.request_image(cfg.max_prediction_image_bytes, cfg.max_image_side)
 
 
-def _classify(project_id: str, published_name: str, store: bool):
-    image = _image()
+def _classify(project_id: str, published_name: str, store: bool, by_url: bool = False):
+    url = fetching.body_url() if by_url else ""
+    image = b"" if by_url else _image()
     backends = state().backends
     published = backends.get_published_iteration(
         g.principal.account_id, project_id, published_name
     )
+    if by_url:  # fetched only once the published iteration is known to exist
+        cfg = state().config
+        image = fetching.fetch_image(url, cfg.max_prediction_image_bytes, cfg.max_image_side)
     it = published.iteration
     result = backends.classify(
         project_id=it.project_id or project_id,
@@ -90,3 +81,13 @@ def classify_image(project_id: str, published_name: str):
 @bp.post("/<project_id>/classify/iterations/<published_name>/image/nostore")
 def classify_image_with_no_store(project_id: str, published_name: str):
     return _classify(project_id, published_name, store=False)
+
+
+@bp.post("/<project_id>/classify/iterations/<published_name>/url")
+def classify_image_url(project_id: str, published_name: str):
+    return _classify(project_id, published_name, store=True, by_url=True)
+
+
+@bp.post("/<project_id>/classify/iterations/<published_name>/url/nostore")
+def classify_image_url_with_no_store(project_id: str, published_name: str):
+    return _classify(project_id, published_name, store=False, by_url=True)

@@ -7,14 +7,15 @@ import time
 from flask import Blueprint, g, request
 
 from loupe_gateway import signing, versions
-from loupe_gateway.api import domains, images, iterations, projects, tags
+from loupe_gateway.api import domains, images, iterations, projects, tags, training_more
+from loupe_gateway.api import image_urls, quicktest
 from loupe_gateway.app import state
 from loupe_gateway.auth import TRAINING, HEADERS, Principal, unauthorized
 
 bp = Blueprint("training", __name__, url_prefix=versions.TRAINING_PREFIX)
 
 #: Views that also accept a signed URI (`?a=&exp=&sig=`) instead of the Training-Key header.
-SIGNED_ENDPOINTS = {"training.images.image_data"}
+SIGNED_ENDPOINTS = {"training.images.image_data", "training.training_more.prediction_image"}
 
 
 @bp.url_value_preprocessor
@@ -38,5 +39,8 @@ def _authenticate():
     g.principal = state().keys.authenticate(TRAINING, request.headers.get(HEADERS[TRAINING]))
 
 
-for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp):
+for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp, training_more.bp):
+    bp.register_blueprint(child)
+# Server-side URL fetching (images/urls) and quick test.
+for child in (image_urls.bp, quicktest.bp):
     bp.register_blueprint(child)
