@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps up down status logs test test-unit test-service test-e2e protos protos-check bench chart-check clean chart-check
+.PHONY: help deps up down status logs test test-unit protos bench bench-live chart-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,8 +47,11 @@ protos: $(VENV)/.installed ## regenerate Python code from protos/
 		--grpc_python_out=services/common $(PROTOS)
 	touch services/common/loupe/__init__.py services/common/loupe/v1/__init__.py
 
-bench: deps ## benchmarks (not part of make test)
+bench: deps ## few-shot accuracy/speed benchmark through the training core (not part of make test)
 	$(VPY) bench/fewshot.py
+
+bench-live: ## training and prediction latency through the real services of a running `make up`
+	$(VPY) bench/train_latency.py
 
 clean: down ## remove the local data folder (all local data!) and the venv
 	rm -rf .loupe $(VENV)

@@ -1,0 +1,141 @@
+"""Training latency through the real services (issue 4's timing protocol).
+
+Against a running Loupe (`make up`; reads `.loupe/env` or LOUPE_ENDPOINT / LOUPE_TRAINING_KEY),
+through the public REST API: uploads N Fashion-MNIST images for each of K classes, then times
+`POST …/train` → iteration `Completed` (all features new), then adds a few images and times the
+retraining (features of unchanged images come from the cache), and finally classifies held-out
+images through the prediction API to report accuracy beside the iteration's reported
+precision/recall.
+
+Usage: python bench/train_latency.py [--n 30] [--classes 10] [--extra 3] [--test-per-class 30]
+Writes bench/results/train_latency.json.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "services/common"))
+
+from loupe_model.datasets import load_fashion_mnist  # noqa: E402
+
+TRAINING = "/customvision/v3.3/training"
+PREDICTION = "/customvision/v3.0/prediction"
+
+
+def _env() -> dict[str, str]:
+    env = {}
+    path = REPO / ".loupe" / "env"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.removeprefix("export ").partition("=")
+            env[key] = value
+    env.update({k: v for k, v in os.environ.items() if k.startswith("LOUPE_")})
+    return env
+
+
+def _request(session: requests.Session, method: str, url: str, **kw) -> requests.Response:
+    """One call, retried after 429 as the SDK does (the per-key rate limit is 10/s by default)."""
+    while True:
+        resp = session.request(method, url, timeout=120, **kw)
+        if resp.status_code != 429:
+            return resp
+        time.sleep(float(resp.headers.get("Retry-After", "1")))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, default=30)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--extra", type=int, default=3)
+    parser.add_argument("--test-per-class", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=2100)
+    parser.add_argument("--out", type=Path, default=REPO / "bench/results/train_latency.json")
+    args = parser.parse_args()
+    env = _env()
+    base = env["LOUPE_ENDPOINT"].rstrip("/")
+    http = requests.Session()
+    http.headers["Training-Key"] = env["LOUPE_TRAINING_KEY"]
+
+    def call(method, path, **kw):
+        resp = _request(http, method, base + TRAINING + path, **kw)
+        resp.raise_for_status()
+        return resp.json() if resp.content else None
+
+    classes = tuple(range(args.classes))
+    train = load_fashion_mnist("train", classes, args.n + args.extra, seed=args.seed)
+    project = call("POST", "/projects", params={"name": f"bench-{uuid.uuid4().hex[:6]}"})
+    pid = project["id"]
+    tags = [call("POST", f"/projects/{pid}/tags", params={"name": f"class{c}"}) for c in classes]
+    by_class = {c: [img for img, label in train if label == c] for c in range(args.classes)}
+
+    def upload(images, tag):
+        for start in range(0, len(images), 64):
+            body = {"images": [{"name": f"{i}.png", "contents": base64.b64encode(b).decode()}
+                               for i, b in enumerate(images[start:start + 64])], "tagIds": [tag["id"]]}
+            call("POST", f"/projects/{pid}/images/files", json=body)
+
+    for c, tag in enumerate(tags):
+        upload(by_class[c][: args.n], tag)
+
+    def train_once():
+        started = time.perf_counter()
+        it = call("POST", f"/projects/{pid}/train")
+        while it["status"] == "Training":
+            time.sleep(0.15)  # stays under the default 10 requests/s per key
+            it = call("GET", f"/projects/{pid}/iterations/{it['id']}")
+        return it, time.perf_counter() - started
+
+    first, first_s = train_once()
+    for c, tag in enumerate(tags[: args.extra]):
+        upload(by_class[c][args.n: args.n + 1], tag)
+    second, second_s = train_once()
+    perf = call("GET", f"/projects/{pid}/iterations/{second['id']}/performance", params={"threshold": 0.5})
+    call("POST", f"/projects/{pid}/iterations/{second['id']}/publish",
+         params={"publishName": "bench", "predictionId": env["LOUPE_PREDICTION_RESOURCE_ID"]})
+    test = load_fashion_mnist("test", classes, args.test_per_class, seed=4343)
+    predict_http = requests.Session()
+    predict_http.headers["Prediction-Key"] = env["LOUPE_PREDICTION_KEY"]
+    right, latencies = 0, []
+    for img, label in test:
+        time.sleep(0.11)  # paced under the rate limit, so no latency includes a throttling wait
+        t0 = time.perf_counter()
+        resp = _request(predict_http, "POST", f"{base}{PREDICTION}/{pid}/classify/iterations/bench/image/nostore",
+                        data=img, headers={"Content-Type": "application/octet-stream"})
+        latencies.append(time.perf_counter() - t0)
+        resp.raise_for_status()
+        best = max(resp.json()["predictions"], key=lambda p: p["probability"])
+        right += best["tagName"] == f"class{label}"
+    call("DELETE", f"/projects/{pid}")
+    latencies.sort()
+    result = {
+        "through": "real services (REST API of a running stack)",
+        "images": args.n * args.classes,
+        "first_training_seconds": round(first_s, 2), "first_status": first["status"],
+        "retraining_seconds": round(second_s, 2), "retraining_new_images": args.extra,
+        "test_accuracy": round(right / len(test), 3),
+        "reported_precision": round(perf["precision"], 3), "reported_recall": round(perf["recall"], 3),
+        "predict_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "predict_p90_ms": round(1000 * latencies[int(len(latencies) * 0.9)], 1),
+    }
+    print(f"| images | train (s) | retrain +{args.extra} (s) | test acc | CV precision | CV recall | predict p50/p90 (ms) |")
+    print("|---|---|---|---|---|---|---|")
+    print(f"| {result['images']} | {result['first_training_seconds']} | {result['retraining_seconds']} | "
+          f"{result['test_accuracy']} | {result['reported_precision']} | {result['reported_recall']} | "
+          f"{result['predict_p50_ms']}/{result['predict_p90_ms']} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
