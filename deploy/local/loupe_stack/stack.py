@@ -80,6 +80,7 @@ class Stack:
             "LOUPE_METADATA_TARGET": L.addr("metadata"),
             "LOUPE_STORAGE_TARGET": L.addr("storage"),
             "LOUPE_PREDICTION_TARGET": L.addr("prediction"),
+            "LOUPE_TRAINING_TARGET": L.addr("training"),
             "LOUPE_TORCHSERVE_INFERENCE_URL": f"http://{L.addr('torchserve_inference')}",
             "LOUPE_TORCHSERVE_MANAGEMENT_URL": f"http://{L.addr('torchserve_management')}",
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
@@ -137,12 +138,15 @@ class Stack:
         props.write_text(self._kafka_properties(kafka_dir / "data"))
         (kafka_dir / "log4j2.properties").write_text(_KAFKA_LOG4J)
         if not (kafka_dir / "data" / "meta.properties").exists():
-            subprocess.run(
-                ["java", "-cp", f"{install.kafka_libs()}/*", "kafka.tools.StorageTool", "format",
+            # Output only matters when formatting fails (the tool prints SLF4J binding noise).
+            fmt = subprocess.run(
+                ["java", f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
+                 "-cp", f"{install.kafka_libs()}/*", "kafka.tools.StorageTool", "format",
                  "-t", s["KAFKA_CLUSTER_ID"], "-c", str(props), "--ignore-formatted"],
-                check=True, stdout=subprocess.DEVNULL,
-                env=dict(os.environ, KAFKA_LOG4J_OPTS=f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}"),
+                capture_output=True, text=True,
             )
+            if fmt.returncode != 0:
+                raise RuntimeError(f"formatting Kafka storage failed:\n{fmt.stdout}{fmt.stderr}")
         ts = L.data / "torchserve"
         (ts / "tmp").mkdir(parents=True, exist_ok=True)
         (ts / "config.properties").write_text(self._torchserve_properties())
