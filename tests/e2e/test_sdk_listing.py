@@ -13,8 +13,10 @@ from azure.cognitiveservices.vision.customvision.training.models import (
     ImageFileCreateEntry,
 )
 from msrest.authentication import ApiKeyCredentials
+from msrest.exceptions import HttpOperationError
 
 from loupe_model.datasets import load_fashion_mnist
+from loupe_model.head import Head
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +89,16 @@ def test_listing_counting_paging_and_deleting(trainer, live_env):
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert [i.id for i in trainer.get_iterations(pid)] == [iteration.id]
+    # the iteration's trained head is an artifact of the project
+    head = Head.from_bytes(b"".join(trainer.get_artifact(pid, f"{iteration.id}/head.npz")))
+    assert sorted(head.tag_names) == ["a", "b2"]
+    # (the SDK raises a plain HttpOperationError for this streaming operation; the body is ours)
+    for path, status, code in (("../other/head.npz", 400, "BadRequestInvalidArtifactUri"),
+                               ("nothing/here.npz", 404, "NotFound")):
+        with pytest.raises(HttpOperationError) as info:
+            trainer.get_artifact(pid, path)
+        assert info.value.response.status_code == status
+        assert info.value.response.json()["code"] == code
     trainer.publish_iteration(pid, iteration.id, "listing", live_env["LOUPE_PREDICTION_RESOURCE_ID"])
     assert _code(trainer.delete_iteration, pid, iteration.id) == "BadRequestIterationIsPublished"
     trainer.unpublish_iteration(pid, iteration.id)

@@ -74,7 +74,9 @@ def test_iteration_training_and_completed():
                              classification_type="Multiclass", training_type="Regular",
                              progress_stage="features", progress_percent=40.0)
     out = serialize.iteration(training)
-    assert out["progress"] == {"stage": "features", "percent": 40.0}
+    assert out["progress"] == {"stage": "features", "percent": 40.0, "etaSeconds": None}
+    training.progress_eta_seconds = 12.345
+    assert serialize.iteration(training)["progress"]["etaSeconds"] == 12.3
     assert out["trainedAt"] is None and out["publishName"] is None and out["exportable"] is False
     model = TRAINING("Iteration", out)
     assert model.status == "Training" and model.project_id == "p"

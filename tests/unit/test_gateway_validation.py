@@ -133,3 +133,15 @@ def test_query_values():
                 lambda: validation.parse_float("x", "threshold", 0.5)):
         with pytest.raises(BadRequest):
             bad()
+
+
+@pytest.mark.parametrize("size, ok", [((250, 10), True), ((251, 10), False), ((10, 250), True), ((10, 251), False)])
+def test_aspect_ratio_is_limited_to_25_to_1(size, ok):
+    out = io.BytesIO()
+    Image.new("L", size).save(out, "PNG")
+    if ok:
+        assert validation.check_image(out.getvalue(), 6 * 2**20, 10240).width == size[0]
+    else:
+        with pytest.raises(BadRequest) as info:
+            validation.check_image(out.getvalue(), 6 * 2**20, 10240)
+        assert info.value.code == "BadRequestImageDimensions"

@@ -15,6 +15,7 @@ from loupe.v1 import prediction_pb2_grpc
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import storage_pb2_grpc
 from loupe.v1 import training_pb2 as tpb
+from loupe.v1 import training_pb2_grpc
 from loupe_common import kafka
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import Unavailable
@@ -40,6 +41,7 @@ class Backends:
         self._metadata: ServiceClient | None = None
         self._storage: ServiceClient | None = None
         self._prediction: ServiceClient | None = None
+        self._training: ServiceClient | None = None
         self._producer = None
 
     # --- plumbing ------------------------------------------------------------------------------
@@ -71,6 +73,17 @@ class Backends:
                 )
             return self._prediction
 
+    @property
+    def training(self) -> ServiceClient:
+        with self._lock:
+            if self._training is None:
+                # Exports are built synchronously by the trainer: seconds, more on a cold cache.
+                self._training = ServiceClient(
+                    self._config.training_target, training_pb2_grpc.TrainingServiceStub,
+                    timeout=300,
+                )
+            return self._training
+
     def _kafka_producer(self):
         with self._lock:
             if self._producer is None:
@@ -79,12 +92,13 @@ class Backends:
 
     def close(self) -> None:
         with self._lock:
-            for client in (self._metadata, self._storage, self._prediction):
+            for client in (self._metadata, self._storage, self._prediction, self._training):
                 if client is not None:
                     client.close()
             if self._producer is not None:
                 self._producer.close(timeout=5)
             self._metadata = self._storage = self._prediction = self._producer = None
+            self._training = None
 
     # --- metadata ------------------------------------------------------------------------------
 
@@ -271,6 +285,23 @@ class Backends:
 
     def delete_objects(self, keys: Sequence[str]) -> None:
         self.storage.DeleteObjects(spb.DeleteObjectsRequest(keys=list(keys)))
+
+    def delete_prefix(self, prefix: str) -> None:
+        self.storage.DeleteObjects(spb.DeleteObjectsRequest(prefix=prefix))
+
+    def get_object(self, key: str) -> bytes:
+        return self.storage.GetObject(spb.GetObjectRequest(key=key)).data
+
+    def put_object(self, key: str, data: bytes, content_type: str) -> None:
+        self.storage.PutObject(spb.PutObjectRequest(key=key, data=data, content_type=content_type))
+
+    # --- training ------------------------------------------------------------------------------
+
+    def export_iteration(self, project_id: str, iteration_id: str, artifact_key: str,
+                         platform: str, flavor: str) -> tpb.ExportIterationResponse:
+        return self.training.ExportIteration(tpb.ExportIterationRequest(
+            project_id=project_id, iteration_id=iteration_id, artifact_key=artifact_key,
+            platform=platform, flavor=flavor))
 
     # --- prediction ----------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ class GatewayConfig:
     prediction_target: str = env_field(
         "LOUPE_PREDICTION_TARGET", doc="host:port of the prediction service"
     )
+    training_target: str = env_field(
+        "LOUPE_TRAINING_TARGET", doc="host:port of a training service (builds iteration exports)"
+    )
     kafka_bootstrap: str = env_field("LOUPE_KAFKA_BOOTSTRAP", doc="Kafka bootstrap servers")
     url_signing_secret: str = env_field(
         "LOUPE_URL_SIGNING_SECRET",
@@ -35,6 +38,7 @@ class GatewayConfig:
     max_batch_images: int = env_field("LOUPE_MAX_BATCH_IMAGES", 64, "most images per upload")
     max_batch_tags: int = env_field("LOUPE_MAX_BATCH_TAGS", 20, "most tags per upload")
     max_image_side: int = env_field("LOUPE_MAX_IMAGE_SIDE", 10240, "longest image side in px")
+    max_aspect_ratio: float = env_field("LOUPE_MAX_ASPECT_RATIO", 25.0, "long side / short side at most")
     min_images_per_tag: int = env_field(
         "LOUPE_MIN_IMAGES_PER_TAG", 5, "images each tag needs before training"
     )

@@ -108,7 +108,13 @@ def iteration(it: mpb.Iteration) -> dict[str, Any]:
         "trainingErrorDetails": _or_none(it.error_message),
     }
     if it.status == "Training":
-        out["progress"] = {"stage": it.progress_stage, "percent": it.progress_percent}
+        # Loupe extension (Custom Vision has no progress): stage, percent done and the
+        # trainer's estimate of the seconds left (null until it has one).
+        out["progress"] = {
+            "stage": it.progress_stage,
+            "percent": it.progress_percent,
+            "etaSeconds": round(it.progress_eta_seconds, 1) if it.progress_eta_seconds > 0 else None,
+        }
     return out
 
 

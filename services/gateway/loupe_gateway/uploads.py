@@ -56,7 +56,8 @@ def upload(
             if len(entry.tag_ids) > config.max_batch_tags:
                 raise BadRequest("too many tags", "BadRequestExceedTagPerImageLimit")
             info = validation.check_image(
-                entry.data, config.max_training_image_bytes, config.max_image_side
+                entry.data, config.max_training_image_bytes, config.max_image_side,
+                config.max_aspect_ratio,
             )
         except BadRequest as err:
             results[index] = serialize.image_create_result(

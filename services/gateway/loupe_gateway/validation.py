@@ -44,7 +44,12 @@ class ImageInfo:
     size_bytes: int
 
 
-def check_image(data: bytes, max_bytes: int, max_side: int) -> ImageInfo:
+#: Custom Vision refuses images whose long side is more than 25 times the short one.
+MAX_ASPECT_RATIO = 25.0
+
+
+def check_image(data: bytes, max_bytes: int, max_side: int,
+                max_aspect_ratio: float = MAX_ASPECT_RATIO) -> ImageInfo:
     """Checks that `data` is one image Loupe accepts; returns its dimensions and type.
 
     Only the header is decoded (plus PIL's structural `verify`), so this is cheap even for
@@ -53,7 +58,8 @@ def check_image(data: bytes, max_bytes: int, max_side: int) -> ImageInfo:
     Raises:
         BadRequest: BadRequestImageSizeBytes (empty or over `max_bytes`),
             BadRequestImageFormat (not an image, or a format other than JPEG/PNG/BMP/GIF/WebP),
-            BadRequestImageDimensions (a side over `max_side` pixels, or zero).
+            BadRequestImageDimensions (a side over `max_side` pixels, or zero, or a long side
+            more than `max_aspect_ratio` times the short one).
     """
     size = len(data)
     if size == 0:
@@ -87,6 +93,12 @@ def check_image(data: bytes, max_bytes: int, max_side: int) -> ImageInfo:
     if width <= 0 or height <= 0 or width > max_side or height > max_side:
         raise BadRequest(
             f"the image is {width}x{height} pixels; sides are limited to {max_side} pixels",
+            "BadRequestImageDimensions",
+        )
+    if max(width, height) > max_aspect_ratio * min(width, height):
+        raise BadRequest(
+            f"the image is {width}x{height} pixels; the aspect ratio is limited to "
+            f"{max_aspect_ratio:g}:1",
             "BadRequestImageDimensions",
         )
     return ImageInfo(width, height, FORMATS[fmt], size)

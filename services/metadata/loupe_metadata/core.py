@@ -40,7 +40,8 @@ _ITERATION_COLUMNS = """
     it.id, it.project_id, it.name, it.status, it.created, it.last_modified, it.trained_at,
     it.domain_id, it.classification_type, it.training_type, it.reserved_budget_in_hours,
     it.training_time_in_minutes, it.publish_name, it.prediction_resource_id, it.artifact_key,
-    it.error_message, it.progress_stage, it.progress_percent, it.performance
+    it.error_message, it.progress_stage, it.progress_percent, it.performance,
+    it.progress_eta_seconds
 """
 _TAG_COLUMNS = """
     t.id, t.project_id, t.name, t.description, t.type,
@@ -134,6 +135,7 @@ def _iteration_pb(row: dict[str, Any]) -> pb.Iteration:
         error_message=row["error_message"],
         progress_stage=row["progress_stage"],
         progress_percent=row["progress_percent"],
+        progress_eta_seconds=row.get("progress_eta_seconds") or 0.0,
     )
     if row.get("evaluation") is not None:
         it.evaluation = bytes(row["evaluation"])
@@ -1125,14 +1127,22 @@ class MetadataCore:
             ]
         return TrainingSet(_iteration_pb(row), tags, images)
 
-    def report_progress(self, iteration_id: str, stage: str, percent: float) -> None:
-        """Records progress of a Training iteration; a late report after the end is ignored."""
+    def report_progress(
+        self, iteration_id: str, stage: str, percent: float, eta_seconds: float = 0.0
+    ) -> None:
+        """Records progress of a Training iteration; a late report after the end is ignored.
+
+        Raises:
+            NotFound: the iteration was deleted (a trainer takes this as its cancellation).
+        """
         percent = min(100.0, max(0.0, float(percent)))
+        eta = max(0.0, float(eta_seconds)) if eta_seconds == eta_seconds else 0.0  # NaN -> 0
         with self._tx() as cur:
             updated = cur.execute(
                 "UPDATE iterations SET progress_stage = %s, progress_percent = %s,"
+                " progress_eta_seconds = %s,"
                 " last_modified = now() WHERE id = %s AND status = 'Training'",
-                (stage or "", percent, parse_uuid(iteration_id)),
+                (stage or "", percent, min(eta, 1e9), parse_uuid(iteration_id)),
             ).rowcount
             if not updated and not cur.execute(
                 "SELECT 1 FROM iterations WHERE id = %s", (parse_uuid(iteration_id),)
@@ -1185,6 +1195,7 @@ class MetadataCore:
                 " error_message = %(error)s, evaluation = %(evaluation)s,"
                 " performance = %(performance)s, progress_stage = %(status)s,"
                 " evaluation_image_ids = %(eval_ids)s,"
+                " progress_eta_seconds = 0,"
                 " progress_percent = CASE WHEN %(completed)s THEN 100 ELSE progress_percent END"
                 " WHERE id = %(id)s",
                 {

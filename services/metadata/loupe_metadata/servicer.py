@@ -213,7 +213,8 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         )
 
     def ReportProgress(self, request, context):
-        self._core.report_progress(request.iteration_id, request.stage, request.percent)
+        self._core.report_progress(request.iteration_id, request.stage, request.percent,
+                                   request.eta_seconds)
         return pb.ReportProgressResponse()
 
     def FinishIteration(self, request, context):

@@ -14,6 +14,7 @@ from loupe_common.grpcserver import create_server, serve_until_signal, setup_log
 from loupe_model.backbone import get_backbone, make_embedder
 from loupe_training.config import TrainingConfig
 from loupe_training.core import BACKBONE, Trainer
+from loupe_training.export import Exporter
 from loupe_training.servicer import TrainingServicer
 from loupe_training.worker import JobConsumer
 
@@ -50,7 +51,8 @@ def main() -> None:
 
     host, _, port = config.addr.rpartition(":")
     server, bound, health = create_server(
-        [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(TrainingServicer(trainer, device_name()), s)],
+        [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(
+            TrainingServicer(trainer, device_name(), Exporter(storage, config.model_cache or None)), s)],
         host=host, port=int(port), service_names=["loupe.v1.TrainingService"],
     )
     start_metrics(config.metrics_port, host)

@@ -5,9 +5,10 @@ from loupe.v1 import training_pb2_grpc as pbg
 
 
 class TrainingServicer(pbg.TrainingServiceServicer):
-    def __init__(self, trainer, device: str):
+    def __init__(self, trainer, device: str, exporter=None):
         self.trainer = trainer
         self.device = device
+        self.exporter = exporter
 
     def DescribeTrainer(self, request, context):
         return pb.DescribeTrainerResponse(
@@ -15,3 +16,10 @@ class TrainingServicer(pbg.TrainingServiceServicer):
             current_iteration_id=self.trainer.current_iteration,
             jobs_completed=self.trainer.jobs_completed,
         )
+
+    def ExportIteration(self, request, context):
+        key, size = self.exporter.export(
+            request.project_id, request.iteration_id, request.artifact_key, request.platform,
+            request.flavor,
+        )
+        return pb.ExportIterationResponse(export_key=key, size_bytes=size)

@@ -39,6 +39,8 @@ env:
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "storage") | quote }}
   - name: LOUPE_PREDICTION_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "prediction") | quote }}
+  - name: LOUPE_TRAINING_TARGET
+    value: {{ include "loupe.grpcTarget" (dict "root" . "name" "training") | quote }}
   - name: LOUPE_KAFKA_BOOTSTRAP
     value: {{ include "loupe.kafka.bootstrap" . | quote }}
 {{- end }}

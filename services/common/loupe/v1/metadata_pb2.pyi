@@ -544,7 +544,7 @@ class Performance(_message.Message):
     def __init__(self, threshold: _Optional[float] = ..., precision: _Optional[float] = ..., precision_std_deviation: _Optional[float] = ..., recall: _Optional[float] = ..., recall_std_deviation: _Optional[float] = ..., average_precision: _Optional[float] = ..., per_tag: _Optional[_Iterable[_Union[TagPerformance, _Mapping]]] = ...) -> None: ...
 
 class Iteration(_message.Message):
-    __slots__ = ("id", "project_id", "name", "status", "created", "last_modified", "trained_at", "domain_id", "classification_type", "training_type", "reserved_budget_in_hours", "training_time_in_minutes", "publish_name", "prediction_resource_id", "artifact_key", "error_message", "progress_stage", "progress_percent", "evaluation", "performance", "evaluation_image_ids")
+    __slots__ = ("id", "project_id", "name", "status", "created", "last_modified", "trained_at", "domain_id", "classification_type", "training_type", "reserved_budget_in_hours", "training_time_in_minutes", "publish_name", "prediction_resource_id", "artifact_key", "error_message", "progress_stage", "progress_percent", "evaluation", "performance", "evaluation_image_ids", "progress_eta_seconds")
     ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -566,6 +566,7 @@ class Iteration(_message.Message):
     EVALUATION_FIELD_NUMBER: _ClassVar[int]
     PERFORMANCE_FIELD_NUMBER: _ClassVar[int]
     EVALUATION_IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     id: str
     project_id: str
     name: str
@@ -587,7 +588,8 @@ class Iteration(_message.Message):
     evaluation: bytes
     performance: Performance
     evaluation_image_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., training_time_in_minutes: _Optional[int] = ..., publish_name: _Optional[str] = ..., prediction_resource_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., progress_stage: _Optional[str] = ..., progress_percent: _Optional[float] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., evaluation_image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    progress_eta_seconds: float
+    def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., training_time_in_minutes: _Optional[int] = ..., publish_name: _Optional[str] = ..., prediction_resource_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., progress_stage: _Optional[str] = ..., progress_percent: _Optional[float] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., evaluation_image_ids: _Optional[_Iterable[str]] = ..., progress_eta_seconds: _Optional[float] = ...) -> None: ...
 
 class CreateIterationRequest(_message.Message):
     __slots__ = ("account_id", "project_id", "training_type", "reserved_budget_in_hours", "force_train", "selected_tag_ids", "min_images_per_tag")
@@ -704,14 +706,16 @@ class GetTrainingSetResponse(_message.Message):
     def __init__(self, iteration: _Optional[_Union[Iteration, _Mapping]] = ..., tags: _Optional[_Iterable[_Union[Tag, _Mapping]]] = ..., images: _Optional[_Iterable[_Union[TrainingImage, _Mapping]]] = ...) -> None: ...
 
 class ReportProgressRequest(_message.Message):
-    __slots__ = ("iteration_id", "stage", "percent")
+    __slots__ = ("iteration_id", "stage", "percent", "eta_seconds")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     PERCENT_FIELD_NUMBER: _ClassVar[int]
+    ETA_SECONDS_FIELD_NUMBER: _ClassVar[int]
     iteration_id: str
     stage: str
     percent: float
-    def __init__(self, iteration_id: _Optional[str] = ..., stage: _Optional[str] = ..., percent: _Optional[float] = ...) -> None: ...
+    eta_seconds: float
+    def __init__(self, iteration_id: _Optional[str] = ..., stage: _Optional[str] = ..., percent: _Optional[float] = ..., eta_seconds: _Optional[float] = ...) -> None: ...
 
 class ReportProgressResponse(_message.Message):
     __slots__ = ()

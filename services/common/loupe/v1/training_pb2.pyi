@@ -59,3 +59,25 @@ class DescribeTrainerResponse(_message.Message):
     current_iteration_id: str
     jobs_completed: int
     def __init__(self, trainer_id: _Optional[str] = ..., device: _Optional[str] = ..., current_iteration_id: _Optional[str] = ..., jobs_completed: _Optional[int] = ...) -> None: ...
+
+class ExportIterationRequest(_message.Message):
+    __slots__ = ("project_id", "iteration_id", "artifact_key", "platform", "flavor")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACT_KEY_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    FLAVOR_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    iteration_id: str
+    artifact_key: str
+    platform: str
+    flavor: str
+    def __init__(self, project_id: _Optional[str] = ..., iteration_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., platform: _Optional[str] = ..., flavor: _Optional[str] = ...) -> None: ...
+
+class ExportIterationResponse(_message.Message):
+    __slots__ = ("export_key", "size_bytes")
+    EXPORT_KEY_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    export_key: str
+    size_bytes: int
+    def __init__(self, export_key: _Optional[str] = ..., size_bytes: _Optional[int] = ...) -> None: ...

@@ -39,6 +39,11 @@ class TrainingServiceStub:
                 request_serializer=loupe_dot_v1_dot_training__pb2.DescribeTrainerRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_training__pb2.DescribeTrainerResponse.FromString,
                 _registered_method=True)
+        self.ExportIteration = channel.unary_unary(
+                '/loupe.v1.TrainingService/ExportIteration',
+                request_serializer=loupe_dot_v1_dot_training__pb2.ExportIterationRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_training__pb2.ExportIterationResponse.FromString,
+                _registered_method=True)
 
 
 class TrainingServiceServicer:
@@ -51,6 +56,17 @@ class TrainingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportIteration(self, request, context):
+        """Builds the downloadable export of a trained iteration (backbone + head in one model, with
+        its labels and preprocessing) and stores it at `exports/{project}/{iteration}/{platform}.zip`
+        together with a status record `….json` (see loupe_training.export). Synchronous: a few
+        seconds on CPU. INVALID_ARGUMENT with BadRequestProjectUnsupportedExportPlatform for a
+        platform other than ONNX.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +74,11 @@ def add_TrainingServiceServicer_to_server(servicer, server):
                     servicer.DescribeTrainer,
                     request_deserializer=loupe_dot_v1_dot_training__pb2.DescribeTrainerRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_training__pb2.DescribeTrainerResponse.SerializeToString,
+            ),
+            'ExportIteration': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportIteration,
+                    request_deserializer=loupe_dot_v1_dot_training__pb2.ExportIterationRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_training__pb2.ExportIterationResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +108,33 @@ class TrainingService:
             '/loupe.v1.TrainingService/DescribeTrainer',
             loupe_dot_v1_dot_training__pb2.DescribeTrainerRequest.SerializeToString,
             loupe_dot_v1_dot_training__pb2.DescribeTrainerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportIteration(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.TrainingService/ExportIteration',
+            loupe_dot_v1_dot_training__pb2.ExportIterationRequest.SerializeToString,
+            loupe_dot_v1_dot_training__pb2.ExportIterationResponse.FromString,
             options,
             channel_credentials,
             insecure,

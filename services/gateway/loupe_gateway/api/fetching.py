@@ -7,6 +7,7 @@ from flask import current_app, request
 from loupe_common.config import ConfigError
 from loupe_common.errors import BadRequest
 from loupe_gateway import multipart, urlfetch, validation
+from loupe_gateway.app import state
 from loupe_gateway.config import GatewayConfig
 
 #: Room for multipart headers around one image.
@@ -43,7 +44,7 @@ def body_url() -> str:
 def fetch_image(url: str, limit: int, max_side: int) -> bytes:
     """The bytes behind `url`, fetched safely and validated as one image of at most `limit`."""
     data = fetcher().fetch(url, limit).data
-    validation.check_image(data, limit, max_side)
+    validation.check_image(data, limit, max_side, state().config.max_aspect_ratio)
     return data
 
 
@@ -70,5 +71,5 @@ def request_image(limit: int, max_side: int) -> bytes:
         if part.too_large:
             raise too_large(limit)
         body = bytes(part.data)
-    validation.check_image(body, limit, max_side)
+    validation.check_image(body, limit, max_side, state().config.max_aspect_ratio)
     return body

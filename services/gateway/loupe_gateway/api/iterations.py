@@ -5,6 +5,7 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
+from loupe_common import exports
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
 from loupe_gateway import performance, serialize, validation
 from loupe_gateway.api.common import account, no_content
@@ -59,11 +60,12 @@ def get_iteration(project_id: str, iteration_id: str):
 def delete_iteration(project_id: str, iteration_id: str):
     backends = state().backends
     artifact_key = backends.delete_iteration(account(), project_id, iteration_id)
-    if artifact_key:
-        try:
+    try:
+        if artifact_key:
             backends.delete_objects([artifact_key])
-        except LoupeError as err:
-            log.warning("iteration %s deleted, but not its artifact: %r", iteration_id, err)
+        backends.delete_prefix(exports.prefix(project_id, iteration_id))
+    except LoupeError as err:
+        log.warning("iteration %s deleted, but not its artifact or exports: %r", iteration_id, err)
     return no_content()
 
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from loupe_common import exports
 from loupe_common.errors import BadRequest, LoupeError
 from loupe_gateway import domains, serialize
 from loupe_gateway.api.common import account, no_content
@@ -88,6 +89,22 @@ def delete_project(project_id: str):
             backends.delete_image_data(project_id, deleted.image_sha256)
         if deleted.artifact_keys:
             backends.delete_objects(deleted.artifact_keys)
+        # Iteration exports and project export manifests.
+        backends.delete_prefix(exports.prefix(project_id))
     except LoupeError as err:
         log.warning("project %s deleted, but its stored bytes were not: %r", project_id, err)
     return no_content()
+
+
+@bp.get("/projects/<project_id>/artifacts")
+def get_artifact(project_id: str):
+    """A project's stored artifact by its path relative to the project (e.g.
+    `<iterationId>/head.npz`, the trained head of an iteration)."""
+    backends = state().backends
+    backends.get_project(account(), project_id)  # the project must be the caller's
+    path = request.args.get("path", "")
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise BadRequest(f"invalid artifact path {path!r}", "BadRequestInvalidArtifactUri")
+    data = backends.get_object(f"artifacts/{project_id}/{path}")
+    return Response(data, mimetype="application/octet-stream")

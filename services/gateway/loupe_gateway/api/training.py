@@ -8,14 +8,17 @@ from flask import Blueprint, g, request
 
 from loupe_gateway import signing, versions
 from loupe_gateway.api import domains, images, iterations, projects, tags, training_more
-from loupe_gateway.api import image_urls, quicktest
+from loupe_gateway.api import exports, image_urls, quicktest
 from loupe_gateway.app import state
 from loupe_gateway.auth import TRAINING, HEADERS, Principal, unauthorized
 
 bp = Blueprint("training", __name__, url_prefix=versions.TRAINING_PREFIX)
 
 #: Views that also accept a signed URI (`?a=&exp=&sig=`) instead of the Training-Key header.
-SIGNED_ENDPOINTS = {"training.images.image_data", "training.training_more.prediction_image"}
+SIGNED_ENDPOINTS = {
+    "training.images.image_data", "training.training_more.prediction_image",
+    "training.exports.download_export",
+}
 
 
 @bp.url_value_preprocessor
@@ -41,6 +44,6 @@ def _authenticate():
 
 for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp, training_more.bp):
     bp.register_blueprint(child)
-# Server-side URL fetching (images/urls) and quick test.
-for child in (image_urls.bp, quicktest.bp):
+# Server-side URL fetching (images/urls), quick test, iteration and project export.
+for child in (image_urls.bp, quicktest.bp, exports.bp):
     bp.register_blueprint(child)

@@ -382,7 +382,8 @@ def create_images_from_predictions(project_id: str):
             continue
         try:
             data = backends.get_image(project_id, prediction.image_sha256, "original").data
-            info = validation.check_image(data, cfg.max_training_image_bytes, cfg.max_image_side)
+            info = validation.check_image(data, cfg.max_training_image_bytes, cfg.max_image_side,
+                                             cfg.max_aspect_ratio)
         except BadRequest as err:
             results[index] = serialize.image_create_result(
                 pid, validation.upload_status(err), None)

@@ -116,6 +116,15 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "id": "uuid", "project": "uuid", "iteration": "uuid", "created": "date-time",
         "predictions": "[Prediction]",
     },
+    "Export": {
+        "platform": "CoreML|TensorFlow|DockerFile|ONNX|VAIDK|OpenVino",
+        "status": "Exporting|Failed|Done", "downloadUri": "string", "flavor": "string",
+        "newerVersionAvailable": "boolean",
+    },
+    "ProjectExport": {
+        "iterationCount": "integer", "imageCount": "integer", "tagCount": "integer",
+        "regionCount": "integer", "estimatedImportTimeInMS": "integer", "token": "string",
+    },
     # Tagging, metadata, per-image performance, stored predictions, Smart Labeler.
     "ImageTagCreateEntry": {"imageId": "uuid", "tagId": "uuid"},
     "ImageTagCreateBatch": {"tags": "[ImageTagCreateEntry]"},
@@ -206,6 +215,10 @@ OPERATIONS: dict[str, dict[str, Op]] = {
     T + "projects.delete_project": {"DELETE": Op(
         "Delete a project with its images, iterations and predictions", status=204,
         sdk="delete_project")},
+    T + "projects.get_artifact": {"GET": Op(
+        "Get a stored artifact of the project by its relative path (e.g. <iterationId>/head.npz)",
+        query=(Param("path", required=True),), response="string",
+        content_type="application/octet-stream", sdk="get_artifact")},
     T + "tags.list_tags": {"GET": Op("List tags", query=(ITERATION_ID,), response="[Tag]",
                                      sdk="get_tags")},
     T + "tags.create_tag": {"POST": Op(
@@ -276,6 +289,26 @@ OPERATIONS: dict[str, dict[str, Op]] = {
                Param("overwrite", "boolean")))},
     T + "iterations.unpublish_iteration": {"DELETE": Op("Unpublish an iteration", status=204,
                                                         sdk="unpublish_iteration")},
+    # --- training: exports ---
+    T + "exports.export_iteration": {"POST": Op(
+        "Export a trained compact-domain iteration (ONNX: model, labels, preprocessing; built "
+        "synchronously, answers Done)", response="Export", sdk="export_iteration",
+        query=(Param("platform", "CoreML|TensorFlow|DockerFile|ONNX|VAIDK|OpenVino",
+                     required=True),
+               Param("flavor", "Linux|Windows|ONNX10|ONNX12|ARM|TensorFlowNormal|"
+                               "TensorFlowLite")))},
+    T + "exports.get_exports": {"GET": Op("List an iteration's exports", response="[Export]",
+                                          sdk="get_exports")},
+    T + "exports.download_export": {"GET": Op(
+        "The export's zip (the downloadUri of an Export)", response="binary",
+        content_type="application/zip",
+        query=(Param("a"), Param("exp", "integer"), Param("sig")))},
+    T + "exports.export_project": {"GET": Op(
+        "Export a project: a token to import it (tags, images, tagging) in the same account",
+        response="ProjectExport", sdk="export_project")},
+    T + "exports.import_project": {"POST": Op(
+        "Import a project from an export token", response="Project", sdk="import_project",
+        query=(Param("token", required=True), Param("name")))},
     # --- training: quick test ---
     T + "quicktest.quick_test_image": {"POST": Op(
         "Classify an image with a trained iteration (default: the latest) without publishing",

@@ -1,0 +1,63 @@
+"""Where iteration exports live in storage, and the small status record kept next to each.
+
+An export is `exports/{project}/{iteration}/{platform}.zip` plus `….json`, a record
+{"platform", "flavor", "status", "sizeBytes", "message", "updated"}. The record lives and dies
+with the file (both go with the `exports/{project}/{iteration}/` prefix when the iteration or
+project is deleted), so no database table can disagree with what is actually stored.
+"""
+from __future__ import annotations
+
+import json
+import re
+
+from loupe_common.errors import BadRequest
+from loupe_common.timeutil import iso, utcnow
+
+#: Custom Vision's ExportStatus values.
+EXPORTING, DONE, FAILED = "Exporting", "Done", "Failed"
+#: Platforms Loupe builds (Custom Vision's ExportPlatform names).
+PLATFORMS = ("ONNX",)
+#: Flavors accepted for ONNX (Custom Vision's ExportFlavor); all give the same opset-17 model.
+ONNX_FLAVORS = ("", "ONNX10", "ONNX12")
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _check(*ids: str) -> None:
+    for value in ids:
+        if not _UUID.match(value or ""):
+            raise BadRequest(f"invalid id {value!r}", "BadRequestInvalidIds")
+
+
+def prefix(project_id: str, iteration_id: str = "") -> str:
+    """`exports/{project}/` or `exports/{project}/{iteration}/`."""
+    _check(project_id, *([iteration_id] if iteration_id else []))
+    return f"exports/{project_id}/" + (f"{iteration_id}/" if iteration_id else "")
+
+
+def zip_key(project_id: str, iteration_id: str, platform: str) -> str:
+    return f"{prefix(project_id, iteration_id)}{platform}.zip"
+
+
+def record_key(project_id: str, iteration_id: str, platform: str) -> str:
+    return f"{prefix(project_id, iteration_id)}{platform}.json"
+
+
+def record(platform: str, flavor: str, status: str, size_bytes: int = 0, message: str = "") -> bytes:
+    """A status record, serialised."""
+    return json.dumps({
+        "platform": platform, "flavor": flavor or None, "status": status,
+        "sizeBytes": int(size_bytes), "message": message, "updated": iso(utcnow()),
+    }).encode()
+
+
+def parse_record(data: bytes) -> dict:
+    """Reads a record written by `record` (an unreadable one counts as Failed)."""
+    try:
+        out = json.loads(data.decode("utf-8"))
+        if isinstance(out, dict) and out.get("status") in (EXPORTING, DONE, FAILED):
+            return out
+    except (UnicodeDecodeError, ValueError):
+        pass
+    return {"platform": None, "flavor": None, "status": FAILED, "sizeBytes": 0,
+            "message": "unreadable export record"}
