@@ -5,7 +5,8 @@ import pytest
 
 from loupe_common import config as cfg
 from loupe_training.config import TrainingConfig
-from loupe_training.core import _performance_proto, feature_key, seed_for
+from loupe_common.performance import performance_proto
+from loupe_training.core import feature_key, seed_for
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +29,7 @@ def test_performance_dict_maps_to_proto():
             "per_tag": [{"id": "t", "name": "n", "precision": 1.0, "precision_std_deviation": 0.0,
                          "recall": 0.5, "recall_std_deviation": 0.1, "average_precision": 0.7,
                          "image_count": 6}]}
-    proto = _performance_proto(perf)
+    proto = performance_proto(perf)
     assert proto.precision == pytest.approx(0.9) and proto.recall == pytest.approx(0.8)
     assert proto.per_tag[0].name == "n" and proto.per_tag[0].image_count == 6
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe_common.errors import NotFound
+from loupe_common.performance import performance_proto
 from loupe_model.evaluate import Evaluation, performance
 
 
@@ -53,24 +54,7 @@ def load(it: mpb.Iteration) -> StoredEvaluation:
 
 def at_threshold(stored: StoredEvaluation, threshold: float) -> mpb.Performance:
     """Precision, recall and AP (with std deviations), overall and per tag, at `threshold`."""
-    perf = performance(stored.evaluation, threshold, stored.tag_ids, stored.tag_names)
-    return mpb.Performance(
-        threshold=perf["threshold"],
-        precision=perf["precision"],
-        precision_std_deviation=perf["precision_std_deviation"],
-        recall=perf["recall"],
-        recall_std_deviation=perf["recall_std_deviation"],
-        average_precision=perf["average_precision"],
-        per_tag=[
-            mpb.TagPerformance(
-                tag_id=t["id"], name=t["name"], precision=t["precision"],
-                precision_std_deviation=t["precision_std_deviation"], recall=t["recall"],
-                recall_std_deviation=t["recall_std_deviation"],
-                average_precision=t["average_precision"], image_count=t["image_count"],
-            )
-            for t in perf["per_tag"]
-        ],
-    )
+    return performance_proto(performance(stored.evaluation, threshold, stored.tag_ids, stored.tag_names))
 
 
 def images_with_tags(stored: StoredEvaluation, tag_ids: Sequence[str]) -> list[str]:

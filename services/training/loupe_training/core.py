@@ -30,6 +30,7 @@ from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as tpb
 from loupe_common.errors import LoupeError, NotFound, Unavailable
+from loupe_common.performance import performance_proto
 from loupe_model.backbone import EmbedderLike, embed_images, get_backbone
 from loupe_model.evaluate import performance
 from loupe_model.train import fit_quick
@@ -67,26 +68,6 @@ def training_seed(tset: mpb.GetTrainingSetResponse) -> int:
 def feature_key(project_id: str, sha256: str) -> str:
     # Keyed by the feature definition too, so changing it never reuses stale vectors.
     return f"features/{get_backbone(BACKBONE).feature_id}/{project_id}/{sha256}"
-
-
-def _performance_proto(perf: dict) -> mpb.Performance:
-    return mpb.Performance(
-        threshold=perf["threshold"],
-        precision=perf["precision"],
-        precision_std_deviation=perf["precision_std_deviation"],
-        recall=perf["recall"],
-        recall_std_deviation=perf["recall_std_deviation"],
-        average_precision=perf["average_precision"],
-        per_tag=[
-            mpb.TagPerformance(
-                tag_id=t["id"], name=t["name"], precision=t["precision"],
-                precision_std_deviation=t["precision_std_deviation"], recall=t["recall"],
-                recall_std_deviation=t["recall_std_deviation"],
-                average_precision=t["average_precision"], image_count=t["image_count"],
-            )
-            for t in perf["per_tag"]
-        ],
-    )
 
 
 def eta_seconds(elapsed: float, percent: float) -> float:
@@ -258,7 +239,7 @@ class Trainer:
         try:
             finished = self.metadata.FinishIteration(mpb.FinishIterationRequest(
                 iteration_id=job.iteration_id, status="Completed", artifact_key=key,
-                evaluation=evaluation.to_json(), performance=_performance_proto(perf),
+                evaluation=evaluation.to_json(), performance=performance_proto(perf),
                 evaluation_image_ids=[img.image_id for img in images],
                 training_seconds=time.monotonic() - started))
         except NotFound:
