@@ -16,7 +16,7 @@ import pytest
 from loupe_stack.layout import Layout
 from loupe_stack.stack import Stack, read_env
 
-TEST_BASE_PORT = int(os.environ.get("LOUPE_TEST_BASE_PORT", "36500"))
+TEST_BASE_PORT = int(os.environ.get("LOUPE_TEST_BASE_PORT", "23500"))
 
 #: Settings of the test stack only (never of `make up`):
 #: - image URLs may point at 127.0.0.1, where the tests serve images from a local http.server

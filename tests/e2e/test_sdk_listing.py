@@ -50,7 +50,8 @@ def test_listing_counting_paging_and_deleting(trainer, live_env):
     for i, (img, label) in enumerate(data):
         tags = [[a.id], [b.id], []][label]
         entries.append(ImageFileCreateEntry(name=f"{i}.png", contents=img, tag_ids=tags))
-    assert trainer.create_images_from_files(pid, ImageFileCreateBatch(images=entries)).is_batch_successful
+    batch = ImageFileCreateBatch(images=entries, metadata={"source": "fashion-mnist"})
+    assert trainer.create_images_from_files(pid, batch).is_batch_successful
 
     assert trainer.get_image_count(pid) == 18
     assert trainer.get_tagged_image_count(pid) == 12
@@ -67,6 +68,7 @@ def test_listing_counting_paging_and_deleting(trainer, live_env):
     oldest = trainer.get_images(pid, order_by="Oldest", take=256)
     assert [i.id for i in oldest] == [i.id for i in reversed(newest)]
     assert all(i.original_image_uri and i.thumbnail_uri for i in newest)
+    assert all(i.metadata == {"source": "fashion-mnist"} for i in newest)
     # take is capped at 256 by Custom Vision (the SDK checks it itself; raw HTTP gets a 400)
     resp = requests.get(f"{live_env['LOUPE_ENDPOINT']}/customvision/v3.3/training/projects/{pid}/images",
                         params={"take": 257}, headers={"Training-Key": live_env["LOUPE_TRAINING_KEY"]}, timeout=30)

@@ -771,3 +771,86 @@ def test_query_and_delete_stored_predictions(md, account):
     expect("BadRequestPredictionIdsMissing", BadRequest, md.DeletePredictions,
            pb.DeletePredictionsRequest(**project.ids()))
     assert len(ids) == 5
+
+
+# --- listing by iteration snapshot and metadata filter ----------------------------------------
+
+
+def test_list_images_of_an_iteration_is_its_frozen_training_set(md, account):
+    project = Project(md, account)
+    cat, dog = project.tag("cat"), project.tag("dog")
+    cats = [r.image.id for r in project.add_tagged(cat, 5)]
+    dogs = [r.image.id for r in project.add_tagged(dog, 5)]
+    untagged = [r.image.id for r in project.add(pb.NewImage(sha256=sha()))]
+    iteration = project.train()
+
+    # After the snapshot: a new image, a retag, a removed tag, a renamed tag, a deleted image.
+    later = [r.image.id for r in project.add_tagged(cat, 2)]
+    md.AddImageTags(pb.AddImageTagsRequest(
+        **project.ids(), links=[pb.ImageTagLink(image_id=untagged[0], tag_id=dog)]))
+    md.DeleteImageTags(pb.DeleteImageTagsRequest(**project.ids(), image_ids=[cats[0]], tag_ids=[cat]))
+    md.AddImageTags(pb.AddImageTagsRequest(
+        **project.ids(), links=[pb.ImageTagLink(image_id=cats[0], tag_id=dog)]))
+    md.UpdateTag(pb.UpdateTagRequest(**project.ids(), tag_id=cat, update_mask=["name"], name="kitty"))
+    md.DeleteImages(pb.DeleteImagesRequest(**project.ids(), image_ids=[dogs[4]]))
+
+    workspace = project.images(take=100)
+    assert workspace.total == 13 - 1  # 5 + 5 + 1 + 2, less the deleted one
+
+    snap = project.images(iteration_id=iteration.id, take=100, order_by="Oldest")
+    assert snap.total == 9 and [i.id for i in snap.images] == cats + dogs[:4]
+    tags_of = {i.id: [(t.tag_id, t.tag_name) for t in i.tags] for i in snap.images}
+    assert tags_of[cats[0]] == [(cat, "cat")]  # as it was: cat (its old name), not dog
+    assert tags_of[dogs[0]] == [(dog, "dog")]
+    assert all(i.width == 8 and i.created.seconds for i in snap.images)
+
+    assert project.images(iteration_id=iteration.id, tagging_status="Tagged").total == 9
+    assert project.images(iteration_id=iteration.id, tagging_status="Untagged").total == 0
+    only_dog = project.images(iteration_id=iteration.id, tag_ids=[dog], order_by="Oldest")
+    assert [i.id for i in only_dog.images] == dogs[:4]  # not cats[0], retagged dog later
+    by_id = project.images(iteration_id=iteration.id, image_ids=[cats[1], later[0], untagged[0]])
+    assert [i.id for i in by_id.images] == [cats[1]]
+    page = project.images(iteration_id=iteration.id, take=2, skip=1, order_by="Oldest")
+    assert page.total == 9 and [i.id for i in page.images] == cats[1:3]
+
+    expect("NotFoundIteration", NotFound, project.images, iteration_id=str(uuid.uuid4()))
+    expect("NotFoundIteration", NotFound, project.images, iteration_id="junk")
+    other = Project(md, account)
+    expect("NotFoundIteration", NotFound, other.images, iteration_id=iteration.id)
+
+
+def _cmp(key: str, op: str, value: str) -> pb.MetadataFilter:
+    return pb.MetadataFilter(comparison=pb.MetadataComparison(key=key, op=op, value=value))
+
+
+def _all(*items) -> pb.MetadataFilter:
+    return pb.MetadataFilter(all=pb.MetadataFilterList(filters=items))
+
+
+def _any(*items) -> pb.MetadataFilter:
+    return pb.MetadataFilter(any=pb.MetadataFilterList(filters=items))
+
+
+def test_list_images_metadata_filter(md, account):
+    project = Project(md, account)
+    cat = project.tag("cat")
+    metas = [{"cam": "a", "site": "x"}, {"cam": "a", "site": "y"}, {"cam": "b"}, {}]
+    ids = [
+        project.add(pb.NewImage(sha256=sha(), tag_ids=[cat], metadata=m))[0].image.id for m in metas
+    ]
+
+    def got(f, **kw):
+        return sorted(i.id for i in project.images(metadata_filter=f, take=100, **kw).images)
+
+    assert got(_cmp("cam", "eq", "a")) == sorted(ids[:2])
+    assert got(_cmp("cam", "ne", "a")) == sorted(ids[2:])  # a missing key is "not equal"
+    assert got(_all(_cmp("cam", "eq", "a"), _cmp("site", "ne", "x"))) == [ids[1]]
+    assert got(_any(_cmp("site", "eq", "x"), _cmp("cam", "eq", "b"))) == sorted([ids[0], ids[2]])
+    assert got(_any(_all(_cmp("cam", "eq", "a"), _cmp("site", "eq", "y")), _cmp("nope", "eq", ""))) == [ids[1]]
+    injected = _cmp("cam' OR '1'='1", "eq", "a' OR '1'='1")
+    assert got(injected) == []
+    assert project.images(metadata_filter=_cmp("cam", "eq", "a"), take=1).total == 2
+    assert project.images(metadata_filter=_cmp("cam", "eq", "a"), tagging_status="Untagged").total == 0
+
+    expect("BadRequest", BadRequest, project.images, metadata_filter=_cmp("cam", "gt", "a"))
+    expect("BadRequest", BadRequest, project.images, metadata_filter=_all())

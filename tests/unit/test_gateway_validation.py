@@ -145,3 +145,17 @@ def test_aspect_ratio_is_limited_to_25_to_1(size, ok):
         with pytest.raises(BadRequest) as info:
             validation.check_image(out.getvalue(), 6 * 2**20, 10240)
         assert info.value.code == "BadRequestImageDimensions"
+
+
+def test_metadata_limits():
+    assert validation.check_metadata(None) == {}
+    ok = {f"k{i}": "v" * 256 for i in range(10)}
+    assert validation.check_metadata(ok) == ok
+    for bad, code in (({f"k{i}": "v" for i in range(11)}, "BadRequestImageMetadataKey"),
+                      ({"k" * 129: "v"}, "BadRequestImageMetadataKey"),
+                      ({"k": "v" * 257}, "BadRequestImageMetadataValue"),
+                      ({"k": 3}, "BadRequestImageMetadataValue"),
+                      (["k"], "BadRequestImageMetadataKey")):
+        with pytest.raises(BadRequest) as info:
+            validation.check_metadata(bad)
+        assert info.value.code == code

@@ -295,6 +295,7 @@ class Stack:
         """Starts (or finds running) the infrastructure, then the services; waits for health."""
         self.init()
         if not self.supervisor_running():
+            self.check_ports_free()
             subprocess.run(
                 [str(Path(sys.executable).parent / "supervisord"), "-c", str(self.layout.supervisor_conf)],
                 check=True,
@@ -306,6 +307,27 @@ class Stack:
             self.ctl("start", *SERVICES, check=False)
             self.wait_services()
             self.bootstrap_account()
+
+    def check_ports_free(self) -> None:
+        """Fails fast, naming the port, when another process already listens on one of ours."""
+        import socket
+
+        from loupe_stack.layout import PORT_OFFSETS
+
+        busy = []
+        for name in PORT_OFFSETS:
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((self.layout.host, self.layout.port(name)))
+                except OSError:
+                    busy.append(f"{name} ({self.layout.port(name)})")
+        if busy:
+            raise RuntimeError(
+                "ports already in use: " + ", ".join(busy)
+                + " — another stack or program is running there; choose another base port"
+                " (LOUPE_BASE_PORT, or LOUPE_TEST_BASE_PORT for tests)"
+            )
 
     def stop(self) -> None:
         """Stops every process and waits for supervisord to exit (ports are free after)."""

@@ -157,11 +157,14 @@ class Backends:
 
     def list_images(self, account_id: str, project_id: str, tagging_status: str = "",
                     tag_ids: Sequence[str] = (), order_by: str = "", take: int = 0,
-                    skip: int = 0, image_ids: Sequence[str] = ()) -> mpb.ListImagesResponse:
+                    skip: int = 0, image_ids: Sequence[str] = (), iteration_id: str = "",
+                    metadata_filter: mpb.MetadataFilter | None = None
+                    ) -> mpb.ListImagesResponse:
         return self.metadata.ListImages(mpb.ListImagesRequest(
             account_id=account_id, project_id=project_id, tagging_status=tagging_status,
             tag_ids=list(tag_ids), order_by=order_by, take=take, skip=skip,
-            image_ids=list(image_ids)))
+            image_ids=list(image_ids), iteration_id=iteration_id,
+            metadata_filter=metadata_filter))
 
     def delete_images(self, account_id: str, project_id: str, image_ids: Sequence[str],
                       all: bool) -> list[str]:

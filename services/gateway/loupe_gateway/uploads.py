@@ -28,6 +28,8 @@ class Entry:
     too_large: bool = False
     #: An ImageCreateStatus decided before validation (e.g. ErrorSource: its URL failed).
     error_status: str | None = None
+    #: Image metadata (key/value) sent with the batch.
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 def upload(
@@ -85,7 +87,7 @@ def upload(
                 mpb.NewImage(
                     sha256=sha, width=info.width, height=info.height,
                     content_type=info.content_type, size_bytes=info.size_bytes,
-                    tag_ids=entries[index].tag_ids,
+                    tag_ids=entries[index].tag_ids, metadata=entries[index].metadata,
                 )
                 for index, info, sha in stored
             ])

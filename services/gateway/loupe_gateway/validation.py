@@ -184,3 +184,30 @@ def parse_float(value: str | None, name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise BadRequest(f"{name} must be a number, not {value!r}", "BadRequest") from None
+
+
+#: Custom Vision's image metadata limits.
+MAX_METADATA_KEYS = 10
+MAX_METADATA_KEY_LENGTH = 128
+MAX_METADATA_VALUE_LENGTH = 256
+
+
+def check_metadata(value: object) -> dict[str, str]:
+    """Image metadata as Custom Vision accepts it: at most 10 string pairs, keys of 1 to 128
+    characters, values of at most 256. Raises BadRequest (BadRequestImageMetadataKey/Value)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("metadata must be a JSON object of strings", "BadRequestImageMetadataKey")
+    if len(value) > MAX_METADATA_KEYS:
+        raise BadRequest(f"at most {MAX_METADATA_KEYS} metadata keys", "BadRequestImageMetadataKey")
+    for key, item in value.items():
+        if not key or len(key) > MAX_METADATA_KEY_LENGTH:
+            raise BadRequest(f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters",
+                             "BadRequestImageMetadataKey")
+        if not isinstance(item, str) or len(item) > MAX_METADATA_VALUE_LENGTH:
+            raise BadRequest(
+                f"metadata values are strings of at most {MAX_METADATA_VALUE_LENGTH} characters",
+                "BadRequestImageMetadataValue",
+            )
+    return dict(value)

@@ -87,6 +87,43 @@ def _not_found_tag(tag_id: str) -> NotFound:
     return NotFound(f"tag {tag_id!r} not found", "NotFoundTag")
 
 
+#: Bounds on a metadata filter (the gateway's parser keeps well inside them).
+MAX_FILTER_COMPARISONS = 100
+MAX_FILTER_DEPTH = 32
+
+
+def _metadata_filter_sql(
+    node: pb.MetadataFilter, params: dict[str, Any], depth: int = 0
+) -> str:
+    """The SQL condition (over `i.metadata`) of a metadata filter.
+
+    Keys and values only ever travel as bound parameters (named mk<n>/mv<n> here, added to
+    `params`); the SQL text is built from fixed fragments alone.
+    """
+    if depth > MAX_FILTER_DEPTH:
+        raise BadRequest("the metadata filter is nested too deeply", "BadRequest")
+    kind = node.WhichOneof("node")
+    if kind == "comparison":
+        n = sum(1 for k in params if k.startswith("mk"))
+        if n >= MAX_FILTER_COMPARISONS:
+            raise BadRequest("the metadata filter has too many comparisons", "BadRequest")
+        c = node.comparison
+        key, value = f"mk{n}", f"mv{n}"
+        params[key], params[value] = c.key, c.value
+        if c.op == "eq":
+            return f"(i.metadata ->> %({key})s::text) = %({value})s::text"
+        if c.op == "ne":
+            return f"(i.metadata ->> %({key})s::text) IS DISTINCT FROM %({value})s::text"
+        raise BadRequest(f"unsupported metadata filter operator {c.op!r}", "BadRequest")
+    if kind in ("all", "any"):
+        children = getattr(node, kind).filters
+        if not children:
+            raise BadRequest("an empty metadata filter group", "BadRequest")
+        joiner = " AND " if kind == "all" else " OR "
+        return "(" + joiner.join(_metadata_filter_sql(c, params, depth + 1) for c in children) + ")"
+    raise BadRequest("an empty metadata filter", "BadRequest")
+
+
 # --- rows to messages -------------------------------------------------------------------------
 
 
@@ -253,6 +290,47 @@ class MetadataCore:
                     )
                 )
         return [_image_pb(r, tags[r["id"]]) for r in rows]
+
+    @staticmethod
+    def _snapshot_images_with_tags(
+        cur: psycopg.Cursor, rows: list[dict[str, Any]], iteration: dict[str, Any]
+    ) -> list[pb.Image]:
+        """Images with the tags an iteration's training set gave them (rows carry
+        snapshot_tag_ids). Tag names are the iteration's; a link's time is the live link's
+        when it still exists, else the iteration's creation."""
+        names = {
+            r["tag_id"]: r["name"]
+            for r in cur.execute(
+                "SELECT tag_id, name FROM iteration_tags WHERE iteration_id = %s",
+                (iteration["id"],),
+            )
+        }
+        ids = [r["id"] for r in rows]
+        live: dict[tuple[Any, Any], Any] = {}
+        if ids:
+            live = {
+                (r["image_id"], r["tag_id"]): r["created"]
+                for r in cur.execute(
+                    "SELECT image_id, tag_id, created FROM image_tags WHERE image_id = ANY(%s)",
+                    (ids,),
+                )
+            }
+        images = []
+        for r in rows:
+            links = sorted(
+                (
+                    (live.get((r["id"], t), iteration["created"]), names.get(t, ""), t)
+                    for t in r["snapshot_tag_ids"] or ()
+                ),
+                key=lambda link: (link[0], link[1], str(link[2])),
+            )
+            tags = [
+                pb.ImageTag(tag_id=str(t), tag_name=name, created=to_proto(created))
+                for created, name, t in links
+            ]
+            row = {k: v for k, v in r.items() if k != "snapshot_tag_ids"}
+            images.append(_image_pb(row, tags))
+        return images
 
     # --- accounts and keys ---------------------------------------------------------------------
 
@@ -649,6 +727,8 @@ class MetadataCore:
         take: int = 0,
         skip: int = 0,
         image_ids: Sequence[str] = (),
+        iteration_id: str = "",
+        metadata_filter: pb.MetadataFilter | None = None,
     ) -> ImagePage:
         """A page of a project's images in a stable order, (created, id), and the total count.
 
@@ -658,6 +738,11 @@ class MetadataCore:
             order_by: "Newest" (default) or "Oldest".
             take: page size (default 50; with image_ids, all of them); skip: offset.
             image_ids: only these images (unknown ids are left out).
+            iteration_id: when set, the iteration's training set as snapshotted at
+                CreateIteration: its images (those still stored) with the tags they had then;
+                tagging status and tag_ids apply to those snapshotted tags. NotFoundIteration
+                when the project has no such iteration.
+            metadata_filter: only images whose (current) metadata satisfies it.
         """
         status = (tagging_status or "").lower()
         if status not in ("", "tagged", "untagged"):
@@ -672,33 +757,59 @@ class MetadataCore:
         if take == 0:
             take = len(ids) if ids else DEFAULT_TAKE
 
+        params: dict[str, Any] = {"tags": tags, "ids": ids, "take": take, "skip": skip}
         where = ["i.project_id = %(project)s"]
-        if status == "tagged":
-            where.append("EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id)")
-        elif status == "untagged":
-            where.append("NOT EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id)")
-        if tags:
-            where.append(
-                "EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id"
-                " AND x.tag_id = ANY(%(tags)s))"
+        if iteration_id:
+            # The snapshot: iteration_images.tag_ids, not the live image_tags links.
+            source = (
+                "images i JOIN iteration_images ii"
+                " ON ii.image_id = i.id AND ii.iteration_id = %(iteration)s"
             )
+            columns = "i.*, ii.tag_ids AS snapshot_tag_ids"
+            if status == "tagged":
+                where.append("cardinality(ii.tag_ids) > 0")
+            elif status == "untagged":
+                where.append("cardinality(ii.tag_ids) = 0")
+            if tags:
+                where.append("ii.tag_ids && %(tags)s::uuid[]")
+        else:
+            source, columns = "images i", "i.*"
+            if status == "tagged":
+                where.append("EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id)")
+            elif status == "untagged":
+                where.append("NOT EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id)")
+            if tags:
+                where.append(
+                    "EXISTS (SELECT 1 FROM image_tags x WHERE x.image_id = i.id"
+                    " AND x.tag_id = ANY(%(tags)s))"
+                )
         if ids:
             where.append("i.id = ANY(%(ids)s)")
+        if metadata_filter is not None and metadata_filter.WhichOneof("node") is not None:
+            where.append(_metadata_filter_sql(metadata_filter, params))
         direction = "DESC" if order == "newest" else "ASC"
         condition = " AND ".join(where)
         with self._tx() as cur:
             project = self._project(cur, account_id, project_id)
-            params = {"project": project["id"], "tags": tags, "ids": ids, "take": take, "skip": skip}
+            params["project"] = project["id"]
+            iteration = None
+            if iteration_id:
+                iteration = self._iteration_row(cur, project["id"], iteration_id)
+                params["iteration"] = iteration["id"]
             total = cur.execute(
-                f"SELECT count(*) AS n FROM images i WHERE {condition}", params
+                f"SELECT count(*) AS n FROM {source} WHERE {condition}", params
             ).fetchone()["n"]
             rows = cur.execute(
-                f"SELECT i.* FROM images i WHERE {condition}"
+                f"SELECT {columns} FROM {source} WHERE {condition}"
                 f" ORDER BY i.created {direction}, i.id {direction}"
                 " LIMIT %(take)s OFFSET %(skip)s",
                 params,
             ).fetchall()
-            return ImagePage(self._images_with_tags(cur, rows), int(total))
+            if iteration is not None:
+                images = self._snapshot_images_with_tags(cur, rows, iteration)
+            else:
+                images = self._images_with_tags(cur, rows)
+            return ImagePage(images, int(total))
 
     def delete_images(
         self, account_id: str, project_id: str, image_ids: Sequence[str], all: bool = False

@@ -123,6 +123,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             take=request.take,
             skip=request.skip,
             image_ids=list(request.image_ids),
+            iteration_id=request.iteration_id,
+            metadata_filter=(
+                request.metadata_filter if request.HasField("metadata_filter") else None
+            ),
         )
         return pb.ListImagesResponse(images=page.images, total=page.total)
 

@@ -370,7 +370,7 @@ class AddImagesResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[AddedImage, _Mapping]]] = ...) -> None: ...
 
 class ListImagesRequest(_message.Message):
-    __slots__ = ("account_id", "project_id", "tagging_status", "tag_ids", "order_by", "take", "skip", "image_ids")
+    __slots__ = ("account_id", "project_id", "tagging_status", "tag_ids", "order_by", "take", "skip", "image_ids", "iteration_id", "metadata_filter")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TAGGING_STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -379,6 +379,8 @@ class ListImagesRequest(_message.Message):
     TAKE_FIELD_NUMBER: _ClassVar[int]
     SKIP_FIELD_NUMBER: _ClassVar[int]
     IMAGE_IDS_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FILTER_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     project_id: str
     tagging_status: str
@@ -387,7 +389,35 @@ class ListImagesRequest(_message.Message):
     take: int
     skip: int
     image_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tagging_status: _Optional[str] = ..., tag_ids: _Optional[_Iterable[str]] = ..., order_by: _Optional[str] = ..., take: _Optional[int] = ..., skip: _Optional[int] = ..., image_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    iteration_id: str
+    metadata_filter: MetadataFilter
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., tagging_status: _Optional[str] = ..., tag_ids: _Optional[_Iterable[str]] = ..., order_by: _Optional[str] = ..., take: _Optional[int] = ..., skip: _Optional[int] = ..., image_ids: _Optional[_Iterable[str]] = ..., iteration_id: _Optional[str] = ..., metadata_filter: _Optional[_Union[MetadataFilter, _Mapping]] = ...) -> None: ...
+
+class MetadataFilter(_message.Message):
+    __slots__ = ("comparison", "all", "any")
+    COMPARISON_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    ANY_FIELD_NUMBER: _ClassVar[int]
+    comparison: MetadataComparison
+    all: MetadataFilterList
+    any: MetadataFilterList
+    def __init__(self, comparison: _Optional[_Union[MetadataComparison, _Mapping]] = ..., all: _Optional[_Union[MetadataFilterList, _Mapping]] = ..., any: _Optional[_Union[MetadataFilterList, _Mapping]] = ...) -> None: ...
+
+class MetadataFilterList(_message.Message):
+    __slots__ = ("filters",)
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    filters: _containers.RepeatedCompositeFieldContainer[MetadataFilter]
+    def __init__(self, filters: _Optional[_Iterable[_Union[MetadataFilter, _Mapping]]] = ...) -> None: ...
+
+class MetadataComparison(_message.Message):
+    __slots__ = ("key", "op", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    OP_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    op: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., op: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
 
 class ListImagesResponse(_message.Message):
     __slots__ = ("images", "total")

@@ -35,6 +35,7 @@ def create_images_from_urls(project_id: str):
     batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
     items = body["images"]
     validation.check_batch(len(items), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
+    metadata = validation.check_metadata(body.get("metadata"))
     urls, tags = [], []
     for item in items:
         if not isinstance(item, dict):
@@ -52,7 +53,7 @@ def create_images_from_urls(project_id: str):
     entries = [
         uploads.Entry(
             url if isinstance(url, str) else "", data, len(data or b""), tag_ids,
-            error_status=status,
+            error_status=status, metadata=metadata,
         )
         for url, tag_ids, (data, status) in zip(urls, tags, fetched)
     ]

@@ -9,7 +9,7 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from loupe_common.errors import BadRequest, LoupeError, NotFound
-from loupe_gateway import multipart, serialize, uploads, validation
+from loupe_gateway import metadata_filter, multipart, serialize, uploads, validation
 from loupe_gateway.api.common import account, image_uri, no_content
 from loupe_gateway.app import state
 from loupe_gateway.clients import VARIANTS
@@ -83,6 +83,7 @@ def create_images_from_files(project_id: str):
     batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
     images = body["images"]
     validation.check_batch(len(images), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
+    metadata = validation.check_metadata(body.get("metadata"))
     entries = []
     for item in images:
         if not isinstance(item, dict):
@@ -92,7 +93,7 @@ def create_images_from_files(project_id: str):
         data = _contents(item.get("contents"))
         entries.append(uploads.Entry(
             str(item.get("name") or ""), data, len(data), tags,
-            len(data) > cfg.max_training_image_bytes,
+            len(data) > cfg.max_training_image_bytes, metadata=metadata,
         ))
     summary, status = uploads.upload(
         state().backends, cfg, account(), project_id, entries, image_uri
@@ -100,7 +101,19 @@ def create_images_from_files(project_id: str):
     return jsonify(summary), status
 
 
-def _list(project_id: str, tagging_status: str):
+def _iteration_id() -> str:
+    """The `iterationId` query parameter ("" for the workspace)."""
+    return (request.args.get("iterationId") or "").strip()
+
+
+def _filter(allowed: bool):
+    """The parsed `$filter` (only the operations whose SDK sends one take it)."""
+    if not allowed:
+        return None
+    return metadata_filter.parse(request.args.get("$filter"))
+
+
+def _list(project_id: str, tagging_status: str, with_filter: bool = False):
     args = request.args
     page = state().backends.list_images(
         account(), project_id,
@@ -110,21 +123,24 @@ def _list(project_id: str, tagging_status: str):
         take=validation.parse_int(args.get("take"), "take", DEFAULT_TAKE, 0, MAX_TAKE)
         or DEFAULT_TAKE,
         skip=validation.parse_int(args.get("skip"), "skip", 0, 0),
+        iteration_id=_iteration_id(),
+        metadata_filter=_filter(with_filter),
     )
     return jsonify([serialize.image(img, image_uri) for img in page.images])
 
 
-def _count(project_id: str, tagging_status: str):
+def _count(project_id: str, tagging_status: str, with_filter: bool = False):
     page = state().backends.list_images(
         account(), project_id, tagging_status=tagging_status,
         tag_ids=validation.parse_guid_list(request.args.get("tagIds")), take=1,
+        iteration_id=_iteration_id(), metadata_filter=_filter(with_filter),
     )
     return jsonify(page.total)
 
 
 @bp.get("/projects/<project_id>/images")
 def get_images(project_id: str):
-    return _list(project_id, request.args.get("taggingStatus", ""))
+    return _list(project_id, request.args.get("taggingStatus", ""), with_filter=True)
 
 
 @bp.get("/projects/<project_id>/images/tagged")
@@ -139,7 +155,7 @@ def get_untagged_images(project_id: str):
 
 @bp.get("/projects/<project_id>/images/count")
 def get_image_count(project_id: str):
-    return _count(project_id, request.args.get("taggingStatus", ""))
+    return _count(project_id, request.args.get("taggingStatus", ""), with_filter=True)
 
 
 @bp.get("/projects/<project_id>/images/tagged/count")
@@ -159,7 +175,9 @@ def get_images_by_ids(project_id: str):
         return jsonify([])
     if len(ids) > MAX_TAKE:
         raise BadRequest(f"at most {MAX_TAKE} image ids", "BadRequestExceededBatchSize")
-    page = state().backends.list_images(account(), project_id, image_ids=ids, take=len(ids))
+    page = state().backends.list_images(
+        account(), project_id, image_ids=ids, take=len(ids), iteration_id=_iteration_id()
+    )
     return jsonify([serialize.image(img, image_uri) for img in page.images])
 
 

@@ -31,9 +31,6 @@ MAX_TAG_LINKS_PER_BATCH = 128
 MAX_IDS = 64
 MAX_TAKE = 256
 DEFAULT_TAKE = 50
-MAX_METADATA_KEYS = 10
-MAX_METADATA_KEY_LENGTH = 128
-MAX_METADATA_VALUE_LENGTH = 256
 MAX_QUERY_TAGS = 20
 
 
@@ -127,25 +124,9 @@ def update_image_metadata(project_id: str):
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object of strings", "BadRequestImageMetadataKey")
-    if len(body) > MAX_METADATA_KEYS:
-        raise BadRequest(
-            f"at most {MAX_METADATA_KEYS} metadata keys", "BadRequestImageMetadataKey"
-        )
-    metadata: dict[str, str] = {}
-    for key, value in body.items():
-        if not key or len(key) > MAX_METADATA_KEY_LENGTH:
-            raise BadRequest(
-                f"metadata keys are 1 to {MAX_METADATA_KEY_LENGTH} characters",
-                "BadRequestImageMetadataKey",
-            )
-        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE_LENGTH:
-            raise BadRequest(
-                f"metadata values are strings of at most {MAX_METADATA_VALUE_LENGTH} characters",
-                "BadRequestImageMetadataValue",
-            )
-        metadata[key] = value
+    metadata = validation.check_metadata(body)
     results = state().backends.update_image_metadata(
-        account(), project_id, image_ids, metadata, MAX_METADATA_KEYS
+        account(), project_id, image_ids, metadata, validation.MAX_METADATA_KEYS
     )
     ok = all(r.status == "OK" for r in results)
     return jsonify({

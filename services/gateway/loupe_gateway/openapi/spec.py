@@ -187,7 +187,13 @@ STORE = Param("store", "boolean", "keep the image and result for the Predictions
 T = "training."  # endpoint prefix of the training API's views
 P = "prediction."
 
-_LIST_IMAGES = (TAG_IDS, ORDER_BY, TAKE, SKIP)
+SNAPSHOT = Param("iterationId", "uuid", "list the images and tags of this iteration's training "
+                 "set as it was snapshotted (default: the workspace)")
+FILTER = Param("$filter", "string", "image metadata filter, e.g. "
+               "metadata=key1 eq 'value1' and key2 ne 'value2' (eq, ne, and, or, parentheses; "
+               "keys may be written metadata/key)")
+
+_LIST_IMAGES = (SNAPSHOT, TAG_IDS, ORDER_BY, TAKE, SKIP)
 
 OPERATIONS: dict[str, dict[str, Op]] = {
     # --- service ---
@@ -242,7 +248,8 @@ OPERATIONS: dict[str, dict[str, Op]] = {
         body="ImageUrlCreateBatch", response="ImageCreateSummary", extra_statuses=(207,),
         sdk="create_images_from_urls")},
     T + "images.get_images": {"GET": Op(
-        "List images", query=(Param("taggingStatus", "All|Tagged|Untagged"),) + _LIST_IMAGES,
+        "List images",
+        query=(Param("taggingStatus", "All|Tagged|Untagged"), FILTER) + _LIST_IMAGES,
         response="[Image]", sdk="get_images")},
     T + "images.get_tagged_images": {"GET": Op("List tagged images", query=_LIST_IMAGES,
                                                response="[Image]", sdk="get_tagged_images")},
@@ -250,15 +257,17 @@ OPERATIONS: dict[str, dict[str, Op]] = {
                                                  response="[Image]",
                                                  sdk="get_untagged_images")},
     T + "images.get_image_count": {"GET": Op(
-        "Count images", query=(Param("taggingStatus", "All|Tagged|Untagged"), TAG_IDS),
+        "Count images",
+        query=(SNAPSHOT, Param("taggingStatus", "All|Tagged|Untagged"), FILTER, TAG_IDS),
         response="integer", sdk="get_image_count")},
     T + "images.get_tagged_image_count": {"GET": Op(
-        "Count tagged images", query=(TAG_IDS,), response="integer",
+        "Count tagged images", query=(SNAPSHOT, TAG_IDS), response="integer",
         sdk="get_tagged_image_count")},
     T + "images.get_untagged_image_count": {"GET": Op(
-        "Count untagged images", response="integer", sdk="get_untagged_image_count")},
+        "Count untagged images", query=(SNAPSHOT,), response="integer",
+        sdk="get_untagged_image_count")},
     T + "images.get_images_by_ids": {"GET": Op(
-        "Get images by id", query=(Param("imageIds", "[uuid]"),), response="[Image]",
+        "Get images by id", query=(Param("imageIds", "[uuid]"), SNAPSHOT), response="[Image]",
         sdk="get_images_by_ids")},
     T + "images.delete_images": {"DELETE": Op(
         "Delete images", query=(Param("imageIds", "[uuid]"), Param("allImages", "boolean")),
