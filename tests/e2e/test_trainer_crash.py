@@ -9,10 +9,11 @@ import sys
 import time
 import uuid
 
+import grpc
 import pytest
 
 from loupe.v1 import metadata_pb2 as mpb
-from loupe.v1 import metadata_pb2_grpc, training_pb2
+from loupe.v1 import metadata_pb2_grpc, training_pb2, training_pb2_grpc
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
 from loupe_model.datasets import load_fashion_mnist
@@ -20,11 +21,27 @@ from loupe_model.datasets import load_fashion_mnist
 pytestmark = pytest.mark.e2e
 
 
-def _start_trainer(live, name: str) -> subprocess.Popen:
-    env = dict(os.environ, **live.service_env(), LOUPE_TRAINING_ADDR="127.0.0.1:0",
+def _start_trainer(live, name: str, port: int) -> subprocess.Popen:
+    env = dict(os.environ, **live.service_env(), LOUPE_TRAINING_ADDR=f"127.0.0.1:{port}",
                LOUPE_METRICS_PORT="0", LOUPE_TRAINER_ID=name)
     log = open(live.layout.logs / f"{name}.log", "ab")
     return subprocess.Popen([sys.executable, "-m", "loupe_training"], env=env, stdout=log, stderr=log)
+
+
+def _wait_owns_every_job_partition(port: int, timeout: float = 90.0) -> None:
+    """Until the consumer group has given this trainer all of loupe.training.jobs."""
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = training_pb2_grpc.TrainingServiceStub(channel)
+        while True:
+            try:
+                described = stub.DescribeTrainer(training_pb2.DescribeTrainerRequest(), timeout=2)
+                if described.assigned_partitions == lk.TOPICS[lk.TRAINING_JOBS]:
+                    return
+            except grpc.RpcError:
+                pass  # still starting
+            assert time.monotonic() < deadline, "the trainer never got the job partitions"
+            time.sleep(0.2)
 
 
 def _events(bootstrap: str, iteration_id: str) -> list[training_pb2.TrainingEvent]:
@@ -43,7 +60,9 @@ def _events(bootstrap: str, iteration_id: str) -> list[training_pb2.TrainingEven
 def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
     metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
     live.ctl("stop", "training")
-    victim = _start_trainer(live, "trainer-victim")
+    # Test trainers listen next to the stack's own ports (offsets 40 and 41 are unused).
+    victim_port, rescuer_port = live.layout.base_port + 40, live.layout.base_port + 41
+    victim = _start_trainer(live, "trainer-victim", victim_port)
     rescuer = None
     try:
         project = api.new_project(f"crash-{uuid.uuid4().hex[:6]}")
@@ -55,7 +74,7 @@ def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
             mine = [img for img, label in images if label == position]
             api.upload_files(pid, mine[:60], tag["id"])
         account = metadata.ResolveKey(mpb.ResolveKeyRequest(key=api.training_key)).account_id
-        time.sleep(3)  # the victim has joined the group and owns every partition
+        _wait_owns_every_job_partition(victim_port)
         iteration = api.train("POST", f"/projects/{pid}/train")
         iid = iteration["id"]
 
@@ -72,7 +91,7 @@ def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
         it = metadata.GetIteration(mpb.GetIterationRequest(account_id=account, project_id=pid, iteration_id=iid)).iteration
         assert it.status == "Training"
 
-        rescuer = _start_trainer(live, "trainer-rescuer")
+        rescuer = _start_trainer(live, "trainer-rescuer", rescuer_port)
         done = api.wait_iteration(pid, iid, timeout=120)
         assert done["status"] == "Completed", done
 

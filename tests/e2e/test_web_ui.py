@@ -1,14 +1,17 @@
 """The web UI in a real browser (Debian's chromium driven by Python playwright) against the
-running system: keys → project → tags → upload → train → performance → publish → quick test.
+running system: keys → project → tags → upload → train → performance → publish → quick test →
+stored predictions added to the training set → suggested tags confirmed for untagged images.
 """
 from __future__ import annotations
 
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from loupe_model.datasets import load_fashion_mnist
 
@@ -50,8 +53,9 @@ def page(browser):
 
 
 @pytest.fixture()
-def image_files(tmp_path) -> tuple[dict[str, list[Path]], Path]:
-    """Six training PNGs per tag on disk, and one held-out test image."""
+def image_files(tmp_path) -> tuple[dict[str, list[Path]], Path, list[Path]]:
+    """Six training PNGs per tag on disk, one held-out test image, and more held-out images
+    (distinct from it) for the prediction API and the untagged uploads."""
     folder = tmp_path / "images"
     folder.mkdir()
     by_tag: dict[str, list[Path]] = {t: [] for t in TAGS}
@@ -62,11 +66,21 @@ def image_files(tmp_path) -> tuple[dict[str, list[Path]], Path]:
     test_png, test_label = load_fashion_mnist("test", (0, 1), 1, seed=5)[0]
     test_path = folder / f"quicktest-{TAGS[test_label]}.png"
     test_path.write_bytes(test_png)
-    return by_tag, test_path
+    seen = {test_png}
+    extra: list[Path] = []
+    for i, (png, label) in enumerate(load_fashion_mnist("test", (0, 1), 4, seed=11)):
+        if png in seen:
+            continue
+        seen.add(png)
+        path = folder / f"extra-{TAGS[label]}-{i:02d}.png"
+        path.write_bytes(png)
+        extra.append(path)
+    assert len(extra) >= 4
+    return by_tag, test_path, extra
 
 
 def drive_ui(page, endpoint: str, env: dict[str, str], by_tag: dict[str, list[Path]],
-             test_image: Path, screenshot: Path) -> None:
+             test_image: Path, screenshot: Path, extra: list[Path]) -> None:
     """The whole user journey through the UI; assertions wait (playwright's expect)."""
     from playwright.sync_api import expect
 
@@ -148,6 +162,9 @@ def drive_ui(page, endpoint: str, env: dict[str, str], by_tag: dict[str, list[Pa
     assert abs(sum(p for _, p in shown) - 1.0) < 1e-3, shown
     assert shown == sorted(shown, key=lambda tp: -tp[1])
 
+    improve_from_predictions(page, endpoint, env, extra[:2])
+    label_untagged_with_suggestions(page, extra[2:4])
+
     page.screenshot(path=str(screenshot), full_page=True)
     expect(tid("error-alert")).to_be_hidden()
 
@@ -162,8 +179,91 @@ def drive_ui(page, endpoint: str, env: dict[str, str], by_tag: dict[str, list[Pa
     assert not page.console_errors, page.console_errors
 
 
+def tag_count(page, tag: str) -> int:
+    row = page.get_by_test_id("tags-list").locator(f'[data-tag-name="{tag}"]')
+    return int(row.get_by_test_id("tag-count").inner_text())
+
+
+def improve_from_predictions(page, endpoint: str, env: dict[str, str], images: list[Path]) -> None:
+    """Images classified through the prediction API (stored) → Predictions → training set."""
+    from playwright.sync_api import expect
+
+    tid = page.get_by_test_id
+    project_id = re.search(r"#/projects/([^/?#]+)", page.url).group(1)
+    url = (f"{endpoint.rstrip('/')}/customvision/v3.0/prediction/{project_id}"
+           "/classify/iterations/uitest/image")
+    for image in images:
+        resp = requests.post(url, data=image.read_bytes(), timeout=60, headers={
+            "Prediction-Key": env["LOUPE_PREDICTION_KEY"], "Content-Type": "application/octet-stream"})
+        assert resp.status_code == 200, resp.text
+    # predictions are stored asynchronously: reload the section until they are all there
+    # (the quick test's image was stored too)
+    tid("stored-order-select").select_option("Newest")
+    expect(tid("stored-grid")).to_have_attribute("data-order", "Newest")
+    deadline = time.monotonic() + 20
+    while True:
+        tid("stored-refresh-button").click()
+        expect(tid("stored-refresh-button")).to_be_enabled()
+        if tid("stored-tile").count() >= len(images) + 1 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert tid("stored-tile").count() >= len(images) + 1
+    expect(tid("stored-top-tag").first).to_contain_text("%")
+    tile = tid("stored-tile").first
+    added = tile.get_attribute("data-prediction-id")
+    before = tag_count(page, TAGS[1])
+    tile.get_by_test_id("stored-tag-select").select_option(label=TAGS[1])
+    tile.get_by_test_id("stored-add-button").click()
+    expect(tile.get_by_test_id("stored-status")).to_have_attribute("data-status", "OK")
+    row = tid("tags-list").locator(f'[data-tag-name="{TAGS[1]}"]')
+    expect(row.get_by_test_id("tag-count")).to_have_text(str(before + 1))
+    # the other orders answer too, and a stored prediction can be deleted
+    tid("stored-order-select").select_option("Suspicious")
+    expect(tid("stored-grid")).to_have_attribute("data-order", "Suspicious")
+    expect(tid("stored-grid")).to_have_attribute("data-state", "ready")
+    expect(tid("stored-tile")).to_have_count(len(images) + 1)
+    # the added prediction keeps its status across reloads
+    expect(page.locator(f'[data-testid=stored-tile][data-prediction-id="{added}"]')
+           .get_by_test_id("stored-status")).to_have_attribute("data-status", "OK")
+    expect(page.locator(f'[data-testid=stored-tile][data-prediction-id="{added}"]')
+           .get_by_test_id("stored-add-button")).to_be_disabled()
+    last = tid("stored-tile").last
+    gone = last.get_attribute("data-prediction-id")
+    last.get_by_test_id("stored-delete-button").click()
+    expect(page.locator(f'[data-testid=stored-tile][data-prediction-id="{gone}"]')).to_have_count(0)
+    expect(tid("error-alert")).to_be_hidden()
+
+
+def label_untagged_with_suggestions(page, images: list[Path]) -> None:
+    """Untagged uploads → Suggested tags → confirm one → one fewer untagged image."""
+    from playwright.sync_api import expect
+
+    tid = page.get_by_test_id
+    expect(tid("untagged-count")).to_have_attribute("data-count", "0")
+    tid("upload-tag-select").select_option("untagged")
+    tid("upload-file-input").set_input_files([str(f) for f in images])
+    tid("upload-button").click()
+    expect(tid("upload-summary-counts")).to_have_text(f"{len(images)} images: {len(images)} OK")
+    expect(tid("untagged-count")).to_have_attribute("data-count", str(len(images)))
+    tid("suggested-refresh-button").click()
+    expect(tid("suggested-grid")).to_have_attribute("data-state", "ready")
+    expect(tid("suggested-tile")).to_have_count(len(images))
+    tile = tid("suggested-tile").first
+    suggested = tile.get_attribute("data-suggested-tag")
+    assert suggested in TAGS
+    expect(tile.get_by_test_id("suggested-tag")).to_contain_text("%")
+    before = tag_count(page, suggested)
+    tile.get_by_test_id("suggested-confirm-button").click()
+    expect(tid("untagged-count")).to_have_attribute("data-count", str(len(images) - 1))
+    expect(tid("suggested-tile")).to_have_count(len(images) - 1)
+    row = tid("tags-list").locator(f'[data-tag-name="{suggested}"]')
+    expect(row.get_by_test_id("tag-count")).to_have_text(str(before + 1))
+    expect(tid("error-alert")).to_be_hidden()
+
+
 def test_web_ui_upload_train_publish_quick_test(live_env, page, image_files, tmp_path):
-    by_tag, test_image = image_files
-    screenshot = tmp_path / "web-ui.png"
-    drive_ui(page, live_env["LOUPE_ENDPOINT"], live_env, by_tag, test_image, screenshot)
+    by_tag, test_image, extra = image_files
+    screenshot = Path(os.environ.get("LOUPE_UI_SCREENSHOT") or tmp_path / "web-ui.png")
+    drive_ui(page, live_env["LOUPE_ENDPOINT"], live_env, by_tag, test_image, screenshot,
+             extra)
     assert screenshot.stat().st_size > 10_000

@@ -54,3 +54,38 @@ def test_interactive_elements_have_test_ids(client):
                    "threshold-slider", "publish-button", "quicktest-file-input",
                    "upload-file-input", "upload-progress"):
         assert needed in testids
+
+
+def test_feedback_sections_are_in_the_page(client):
+    """Predictions (stored, added to the training set) and Suggested tags (Smart Labeler)."""
+    html = client.get("/").get_data(as_text=True)
+    testids = re.findall(r'data-testid="([^"]+)"', html)
+    assert len(testids) == len(set(testids)), "duplicate data-testid in the page"
+    for needed in ("stored-predictions", "stored-order-select", "stored-refresh-button",
+                   "stored-grid", "stored-more-button", "suggested", "suggested-refresh-button",
+                   "suggested-threshold-input", "suggested-sort-select", "suggested-grid",
+                   "suggested-more-button", "untagged-count"):
+        assert needed in testids, needed
+    order = re.search(r'<select id="stored-order".*?</select>', html, re.S).group(0)
+    assert re.findall(r'value="([^"]+)"', order) == ["Newest", "Oldest", "Suspicious"]
+    sort = re.search(r'<select id="suggested-sort".*?</select>', html, re.S).group(0)
+    assert sorted(re.findall(r'value="([^"]+)"', sort)) == ["UncertaintyAscending",
+                                                            "UncertaintyDescending"]
+    # no inline script or style: the CSP forbids them
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html)
+    assert "<style" not in html and " style=" not in html
+
+
+def test_script_calls_the_feedback_endpoints(client):
+    js = client.get("/ui/static/app.js")
+    text = js.get_data(as_text=True)
+    js.close()
+    for fragment in ("/predictions/query", "/images/predictions", "/images/suggested",
+                     "/images/tags", "stored-add-button", "stored-delete-button",
+                     "suggested-confirm-button", "stored-tag-select", "suggested-tag-select"):
+        assert fragment in text, fragment
+    # every data-testid the script creates is distinct from the page's own
+    html = client.get("/").get_data(as_text=True)
+    page_ids = set(re.findall(r'data-testid="([^"]+)"', html))
+    script_ids = set(re.findall(r'"data-testid": "([^"]+)"', text))
+    assert script_ids and not (script_ids & page_ids), script_ids & page_ids

@@ -52,7 +52,8 @@ def main() -> None:
     host, _, port = config.addr.rpartition(":")
     server, bound, health = create_server(
         [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(
-            TrainingServicer(trainer, device_name(), Exporter(storage, config.model_cache or None)), s)],
+            TrainingServicer(trainer, device_name(), Exporter(storage, config.model_cache or None),
+                             lambda: consumer.assigned_partitions), s)],
         host=host, port=int(port), service_names=["loupe.v1.TrainingService"],
     )
     start_metrics(config.metrics_port, host)

@@ -32,19 +32,24 @@ class JobConsumer:
         self.trainer = trainer
         self.stop = stop
         self.ready = threading.Event()
+        #: How many job partitions the group has given this trainer (read by DescribeTrainer).
+        self.assigned_partitions = 0
 
     def run(self) -> None:
         consumer = lk.consumer(
             self.bootstrap, lk.TRAINING_JOBS, lk.TRAINER_GROUP,
-            # A dead trainer is noticed after the session timeout; training itself may run
-            # for hours (the advanced budget), so the poll interval bound is generous.
+            # A dead trainer is noticed after the session timeout.
             session_timeout_ms=10000, heartbeat_interval_ms=2000,
-            max_poll_interval_ms=6 * 3600 * 1000,
+            # The group waits up to this long for a busy member when it rebalances, so it is
+            # kept short of "hours": quick jobs take seconds; a job over it is redelivered
+            # (harmless: finishing is idempotent by iteration id).
+            max_poll_interval_ms=15 * 60 * 1000,
         )
         self.ready.set()
         try:
             while not self.stop.is_set():
                 batches = consumer.poll(timeout_ms=500, max_records=1)
+                self.assigned_partitions = len(consumer.assignment())
                 for records in batches.values():
                     for record in records:
                         if not self._handle(record.value):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17loupe/v1/training.proto\x12\x08loupe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x0bTrainingJob\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x15\n\rtraining_type\x18\x04 \x01(\t\x12 \n\x18reserved_budget_in_hours\x18\x05 \x01(\x01\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\rTrainingEvent\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07percent\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ntrainer_id\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16\x44\x65scribeTrainerRequest\"s\n\x17\x44\x65scribeTrainerResponse\x12\x12\n\ntrainer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x1c\n\x14\x63urrent_iteration_id\x18\x03 \x01(\t\x12\x16\n\x0ejobs_completed\x18\x04 \x01(\x03\"z\n\x16\x45xportIterationRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0citeration_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61rtifact_key\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x0e\n\x06\x66lavor\x18\x05 \x01(\t\"A\n\x17\x45xportIterationResponse\x12\x12\n\nexport_key\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x32\xc1\x01\n\x0fTrainingService\x12V\n\x0f\x44\x65scribeTrainer\x12 .loupe.v1.DescribeTrainerRequest\x1a!.loupe.v1.DescribeTrainerResponse\x12V\n\x0f\x45xportIteration\x12 .loupe.v1.ExportIterationRequest\x1a!.loupe.v1.ExportIterationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17loupe/v1/training.proto\x12\x08loupe.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x0bTrainingJob\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\x12\n\naccount_id\x18\x03 \x01(\t\x12\x15\n\rtraining_type\x18\x04 \x01(\t\x12 \n\x18reserved_budget_in_hours\x18\x05 \x01(\x01\x12\x30\n\x0crequested_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xbd\x01\n\rTrainingEvent\x12\x14\n\x0citeration_id\x18\x01 \x01(\t\x12\x12\n\nproject_id\x18\x02 \x01(\t\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07percent\x18\x04 \x01(\x01\x12\x13\n\x0b\x65ta_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\ntrainer_id\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x18\n\x16\x44\x65scribeTrainerRequest\"\x90\x01\n\x17\x44\x65scribeTrainerResponse\x12\x12\n\ntrainer_id\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x1c\n\x14\x63urrent_iteration_id\x18\x03 \x01(\t\x12\x16\n\x0ejobs_completed\x18\x04 \x01(\x03\x12\x1b\n\x13\x61ssigned_partitions\x18\x05 \x01(\x05\"z\n\x16\x45xportIterationRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x14\n\x0citeration_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61rtifact_key\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t\x12\x0e\n\x06\x66lavor\x18\x05 \x01(\t\"A\n\x17\x45xportIterationResponse\x12\x12\n\nexport_key\x18\x01 \x01(\t\x12\x12\n\nsize_bytes\x18\x02 \x01(\x03\x32\xc1\x01\n\x0fTrainingService\x12V\n\x0f\x44\x65scribeTrainer\x12 .loupe.v1.DescribeTrainerRequest\x1a!.loupe.v1.DescribeTrainerResponse\x12V\n\x0f\x45xportIteration\x12 .loupe.v1.ExportIterationRequest\x1a!.loupe.v1.ExportIterationResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,12 +38,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRAININGEVENT']._serialized_end=445
   _globals['_DESCRIBETRAINERREQUEST']._serialized_start=447
   _globals['_DESCRIBETRAINERREQUEST']._serialized_end=471
-  _globals['_DESCRIBETRAINERRESPONSE']._serialized_start=473
-  _globals['_DESCRIBETRAINERRESPONSE']._serialized_end=588
-  _globals['_EXPORTITERATIONREQUEST']._serialized_start=590
-  _globals['_EXPORTITERATIONREQUEST']._serialized_end=712
-  _globals['_EXPORTITERATIONRESPONSE']._serialized_start=714
-  _globals['_EXPORTITERATIONRESPONSE']._serialized_end=779
-  _globals['_TRAININGSERVICE']._serialized_start=782
-  _globals['_TRAININGSERVICE']._serialized_end=975
+  _globals['_DESCRIBETRAINERRESPONSE']._serialized_start=474
+  _globals['_DESCRIBETRAINERRESPONSE']._serialized_end=618
+  _globals['_EXPORTITERATIONREQUEST']._serialized_start=620
+  _globals['_EXPORTITERATIONREQUEST']._serialized_end=742
+  _globals['_EXPORTITERATIONRESPONSE']._serialized_start=744
+  _globals['_EXPORTITERATIONRESPONSE']._serialized_end=809
+  _globals['_TRAININGSERVICE']._serialized_start=812
+  _globals['_TRAININGSERVICE']._serialized_end=1005
 # @@protoc_insertion_point(module_scope)

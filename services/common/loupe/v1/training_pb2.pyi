@@ -49,16 +49,18 @@ class DescribeTrainerRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeTrainerResponse(_message.Message):
-    __slots__ = ("trainer_id", "device", "current_iteration_id", "jobs_completed")
+    __slots__ = ("trainer_id", "device", "current_iteration_id", "jobs_completed", "assigned_partitions")
     TRAINER_ID_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     CURRENT_ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
     JOBS_COMPLETED_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNED_PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     trainer_id: str
     device: str
     current_iteration_id: str
     jobs_completed: int
-    def __init__(self, trainer_id: _Optional[str] = ..., device: _Optional[str] = ..., current_iteration_id: _Optional[str] = ..., jobs_completed: _Optional[int] = ...) -> None: ...
+    assigned_partitions: int
+    def __init__(self, trainer_id: _Optional[str] = ..., device: _Optional[str] = ..., current_iteration_id: _Optional[str] = ..., jobs_completed: _Optional[int] = ..., assigned_partitions: _Optional[int] = ...) -> None: ...
 
 class ExportIterationRequest(_message.Message):
     __slots__ = ("project_id", "iteration_id", "artifact_key", "platform", "flavor")

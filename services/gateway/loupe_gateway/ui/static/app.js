@@ -7,6 +7,7 @@
   const KEYS_STORAGE = "loupe.keys";
   const UPLOAD_BATCH = 64;   // Custom Vision's images per upload batch
   const PAGE_SIZE = 24;      // thumbnails per page
+  const UNTAGGED = "untagged"; // the upload tag select's "no tag" value
   const POLL_MS = 500;       // training progress polling period
 
   const STATUS_TEXT = {
@@ -191,6 +192,13 @@
     pollTimer: 0,
     pollingId: null,
     perfSeq: 0,
+    storedContinuation: null,
+    storedSeq: 0,
+    deletedPredictions: new Set(), // dropped from answers that were in flight during the delete
+    addedPredictions: new Map(),   // prediction id → [status, text, tagId], kept across reloads
+    suggestedContinuation: null,
+    suggestedSeq: 0,
+    confirmedImages: new Set(), // dropped from suggestion answers that were in flight meanwhile
     generation: 0, // bumps when the view changes; late answers of an older view are dropped
   };
 
@@ -296,10 +304,12 @@
     $("images-filter").value = "";
     $("delete-project-confirm").hidden = true;
     $("delete-project-button").hidden = false;
+    resetFeedbackSections();
     await Promise.all([loadTags(), loadImages(), loadIterations()]);
     if (gen !== state.generation) return;
     const running = state.iterations.find((it) => it.status === "Training");
     if (running) startPolling(running);
+    await Promise.all([loadStored(false), loadSuggested(false)]);
   }
 
   // ---- tags
@@ -318,10 +328,10 @@
 
     const select = $("upload-tag");
     const previous = select.value;
-    select.replaceChildren(...(tags.length
-      ? tags.map((t) => h("option", { value: t.id, text: t.name }))
-      : [h("option", { value: "", text: "Create a tag first" })]));
-    if (tags.some((t) => t.id === previous)) select.value = previous;
+    select.replaceChildren(
+      ...tags.map((t) => h("option", { value: t.id, text: t.name })),
+      h("option", { value: UNTAGGED, text: "No tag (untagged)" }));
+    if (previous === UNTAGGED || tags.some((t) => t.id === previous)) select.value = previous;
 
     const filter = $("images-filter");
     const shown = filter.value;
@@ -383,7 +393,7 @@
     const files = state.pendingFiles.slice();
     const tagId = $("upload-tag").value;
     if (!files.length || !tagId) return;
-    guarded($("upload-button"), () => uploadAll(files, tagId));
+    guarded($("upload-button"), () => uploadAll(files, tagId === UNTAGGED ? "" : tagId));
   });
 
   async function uploadAll(files, tagId) {
@@ -423,7 +433,7 @@
     updateSelection();
     if (gen === state.generation) {
       state.imagesSkip = 0;
-      await Promise.all([loadTags(), loadImages()]);
+      await Promise.all([loadTags(), loadImages(), loadSuggested(false)]);
     }
     if (failure) throw failure;
   }
@@ -471,11 +481,15 @@
     const gen = state.generation;
     const filter = $("images-filter").value;
     const query = filter === "untagged" ? { taggingStatus: "Untagged" } : filter ? { tagIds: filter } : {};
-    const [total, images] = await Promise.all([
+    const [total, images, untagged] = await Promise.all([
       call("GET", `/projects/${pid()}/images/count`, { query }),
       call("GET", `/projects/${pid()}/images`, { query: { ...query, take: PAGE_SIZE, skip: state.imagesSkip } }),
+      call("GET", `/projects/${pid()}/images/count`, { query: { taggingStatus: "Untagged" } }),
     ]);
     if (gen !== state.generation) return;
+    const untaggedCount = $("untagged-count");
+    untaggedCount.textContent = `(${Number(untagged) || 0} untagged)`;
+    untaggedCount.setAttribute("data-count", String(Number(untagged) || 0));
     state.imagesTotal = Number(total) || 0;
     if (state.imagesSkip && state.imagesSkip >= state.imagesTotal) {
       state.imagesSkip = Math.max(0, Math.floor((state.imagesTotal - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -571,7 +585,10 @@
         box.hidden = false;
       }
       await loadIterations().catch(showError);
-      if (it.status === "Completed") selectIteration(it.id).catch(showError);
+      if (it.status === "Completed") {
+        selectIteration(it.id).catch(showError);
+        loadSuggested(false).catch(showError);
+      }
     };
     state.pollTimer = setTimeout(tick, POLL_MS);
   }
@@ -729,6 +746,226 @@
       input.value = "";
     });
   });
+
+  // ---- stored predictions: add them to the training set
+
+  function tagSelect(testid, label, selectedId) {
+    const select = h("select", { "data-testid": testid, "aria-label": label },
+      state.tags.map((t) => h("option", { value: t.id, text: t.name })));
+    if (state.tags.some((t) => t.id === selectedId)) select.value = selectedId;
+    return select;
+  }
+
+  function topOf(predictions) {
+    return (predictions || []).reduce((best, p) => (!best || p.probability > best.probability ? p : best), null);
+  }
+
+  function setTileStatus(el, status, text) {
+    el.textContent = text;
+    el.className = `tile-status ${String(status).startsWith("OK") ? "ok" : "bad"}`;
+    el.setAttribute("data-status", status);
+  }
+
+  function resetFeedbackSections() {
+    state.storedContinuation = null;
+    state.suggestedContinuation = null;
+    state.deletedPredictions.clear();
+    state.addedPredictions.clear();
+    state.confirmedImages.clear();
+    $("stored-grid").replaceChildren();
+    $("stored-empty").hidden = true;
+    $("stored-more").hidden = true;
+    $("suggested-grid").replaceChildren();
+    $("suggested-empty").hidden = true;
+    $("suggested-more").hidden = true;
+    $("untagged-count").textContent = "";
+  }
+
+  async function loadStored(append) {
+    const gen = state.generation;
+    const seq = ++state.storedSeq;
+    const token = {
+      session: "", continuation: append ? (state.storedContinuation || "") : "", maxCount: PAGE_SIZE,
+      orderBy: $("stored-order").value, tags: [], iterationId: null, startTime: null, endTime: null,
+      application: "",
+    };
+    $("stored-grid").setAttribute("data-state", "loading");
+    let result;
+    try {
+      result = await call("POST", `/projects/${pid()}/predictions/query`, {
+        body: JSON.stringify(token), headers: { "Content-Type": "application/json" },
+      });
+    } finally {
+      if (seq === state.storedSeq) $("stored-grid").setAttribute("data-state", "ready");
+    }
+    if (gen !== state.generation || seq !== state.storedSeq) return;
+    const tiles = (result.results || []).filter((p) => !state.deletedPredictions.has(p.id)).map(storedTile);
+    if (append) $("stored-grid").append(...tiles);
+    else $("stored-grid").replaceChildren(...tiles);
+    $("stored-grid").setAttribute("data-order", token.orderBy);
+    state.storedContinuation = (result.token && result.token.continuation) || null;
+    $("stored-more").hidden = !state.storedContinuation;
+    $("stored-empty").hidden = $("stored-grid").children.length > 0;
+  }
+
+  function storedTile(p) {
+    const top = topOf(p.predictions);
+    const status = h("p", { className: "tile-status", "data-testid": "stored-status", "aria-live": "polite" });
+    const select = tagSelect("stored-tag-select", "Tag for this image", top && top.tagId);
+    const li = h("li", {
+      className: "tile card-tile", "data-testid": "stored-tile", "data-prediction-id": p.id,
+      "data-top-tag": top ? top.tagName : null, "data-probability": top ? top.probability : null,
+    });
+    const add = h("button", {
+      type: "button", className: "btn primary small", "data-testid": "stored-add-button",
+      text: "Add to training set", disabled: !state.tags.length,
+    });
+    add.addEventListener("click", () => guarded(add, async () => {
+      if (state.addedPredictions.has(p.id)) return;
+      const tagId = select.value;
+      if (!tagId) throw new ApiError(0, "NoTag", "Create a tag first.");
+      const summary = await call("POST", `/projects/${pid()}/images/predictions`, {
+        body: JSON.stringify({ images: [{ id: p.id, tagIds: [tagId] }] }),
+        headers: { "Content-Type": "application/json" },
+      });
+      const entry = (summary.images || [])[0] || { status: summary.isBatchSuccessful ? "OK" : "ErrorUnknown" };
+      const tagName = (state.tags.find((t) => t.id === tagId) || {}).name || "";
+      const ok = String(entry.status).startsWith("OK");
+      const text = ok
+        ? `${entry.status}: added as ${tagName}${entry.status === "OKDuplicate" ? " (already in the project)" : ""}`
+        : `${entry.status}: ${STATUS_TEXT[entry.status] || "failed"}`;
+      setTileStatus(status, entry.status, text);
+      if (ok) {
+        li.classList.add("done");
+        state.addedPredictions.set(p.id, [entry.status, text, tagId]);
+      }
+      await Promise.all([loadTags(), loadImages()]);
+    }).then(() => { add.disabled = state.addedPredictions.has(p.id); }));
+    const del = h("button", {
+      type: "button", className: "btn secondary small", "data-testid": "stored-delete-button",
+      text: "Delete", "aria-label": "Delete this stored prediction",
+    });
+    del.addEventListener("click", () => guarded(del, async () => {
+      await call("DELETE", `/projects/${pid()}/predictions`, { query: { ids: p.id } });
+      state.deletedPredictions.add(p.id);
+      li.remove();
+      $("stored-empty").hidden = $("stored-grid").children.length > 0;
+      notice("Deleted the stored prediction.");
+    }));
+    const added = state.addedPredictions.get(p.id);
+    if (added) {
+      setTileStatus(status, added[0], added[1]);
+      li.classList.add("done");
+      if (state.tags.some((t) => t.id === added[2])) select.value = added[2];
+      add.disabled = true;
+    }
+    li.append(
+      h("a", { href: p.originalImageUri || p.thumbnailUri || "#", target: "_blank", rel: "noopener" },
+        h("img", {
+          src: p.thumbnailUri || p.originalImageUri || "", loading: "lazy", width: 120, height: 120,
+          alt: top ? `Predicted ${top.tagName}` : "Predicted image",
+        })),
+      h("div", { className: "tile-top", "data-testid": "stored-top-tag" },
+        top ? `${top.tagName} ` : "no prediction ", top ? h("span", { className: "prob", text: pct(top.probability) }) : null),
+      h("span", { className: "tile-caption", text: when(p.created) }),
+      h("div", { className: "tile-actions" }, select, add, del),
+      status);
+    return li;
+  }
+
+  $("stored-order").addEventListener("change", () => guarded(null, () => loadStored(false)));
+  $("stored-refresh").addEventListener("click", (e) => guarded(e.currentTarget, () => loadStored(false)));
+  $("stored-more").addEventListener("click", (e) => guarded(e.currentTarget, () => loadStored(true)));
+
+  // ---- suggested tags (Smart Labeler) for untagged images
+
+  function latestTrained() {
+    return state.iterations.find((it) => it.status === "Completed") || null;
+  }
+
+  async function loadSuggested(append) {
+    const gen = state.generation;
+    const seq = ++state.suggestedSeq;
+    const it = latestTrained();
+    const hint = $("suggested-hint");
+    if (!it || !state.tags.length) {
+      $("suggested-grid").replaceChildren();
+      $("suggested-more").hidden = true;
+      $("suggested-empty").hidden = true;
+      hint.textContent = "Train an iteration to get tag suggestions for untagged images.";
+      $("suggested-refresh").disabled = true;
+      return;
+    }
+    $("suggested-refresh").disabled = false;
+    let threshold = Number($("suggested-threshold").value);
+    if (!Number.isFinite(threshold)) threshold = 0.5;
+    threshold = Math.max(0, Math.min(1, threshold));
+    const token = {
+      tagIds: state.tags.map((t) => t.id), threshold, session: "",
+      continuation: append ? (state.suggestedContinuation || "") : "",
+      maxCount: PAGE_SIZE, sortBy: $("suggested-sort").value,
+    };
+    $("suggested-grid").setAttribute("data-state", "loading");
+    let result;
+    try {
+      result = await call("POST", `/projects/${pid()}/images/suggested`, {
+        query: { iterationId: it.id }, body: JSON.stringify(token), headers: { "Content-Type": "application/json" },
+      });
+    } finally {
+      if (seq === state.suggestedSeq) $("suggested-grid").setAttribute("data-state", "ready");
+    }
+    if (gen !== state.generation || seq !== state.suggestedSeq) return;
+    hint.textContent = `Untagged images with the tags that ${it.name} suggests: confirm a suggestion to tag the image.`;
+    const tiles = (result.results || []).filter((img) => !state.confirmedImages.has(img.id)).map(suggestedTile);
+    if (append) $("suggested-grid").append(...tiles);
+    else $("suggested-grid").replaceChildren(...tiles);
+    state.suggestedContinuation = (result.token && result.token.continuation) || null;
+    $("suggested-more").hidden = !state.suggestedContinuation;
+    $("suggested-empty").hidden = $("suggested-grid").children.length > 0;
+  }
+
+  function suggestedTile(img) {
+    const top = topOf(img.predictions);
+    const status = h("p", { className: "tile-status", "data-testid": "suggested-status", "aria-live": "polite" });
+    const select = tagSelect("suggested-tag-select", "Tag to apply", top && top.tagId);
+    const li = h("li", {
+      className: "tile card-tile", "data-testid": "suggested-tile", "data-image-id": img.id,
+      "data-suggested-tag": top ? top.tagName : null, "data-probability": top ? top.probability : null,
+    });
+    const confirm = h("button", {
+      type: "button", className: "btn primary small", "data-testid": "suggested-confirm-button", text: "Confirm",
+    });
+    confirm.addEventListener("click", () => guarded(confirm, async () => {
+      const tagId = select.value;
+      if (!tagId) throw new ApiError(0, "NoTag", "Create a tag first.");
+      await call("POST", `/projects/${pid()}/images/tags`, {
+        body: JSON.stringify({ tags: [{ imageId: img.id, tagId }] }),
+        headers: { "Content-Type": "application/json" },
+      });
+      const tagName = (state.tags.find((t) => t.id === tagId) || {}).name || "";
+      state.confirmedImages.add(img.id);
+      li.remove();
+      $("suggested-empty").hidden = $("suggested-grid").children.length > 0;
+      notice(`Tagged the image as ${tagName}.`);
+      await Promise.all([loadTags(), loadImages()]);
+    }));
+    li.append(
+      h("a", { href: img.originalImageUri || img.thumbnailUri || "#", target: "_blank", rel: "noopener" },
+        h("img", {
+          src: img.thumbnailUri || img.originalImageUri || "", loading: "lazy", width: 120, height: 120,
+          alt: top ? `Untagged image, suggested ${top.tagName}` : "Untagged image",
+        })),
+      h("div", { className: "tile-top", "data-testid": "suggested-tag" },
+        top ? `${top.tagName} ` : "no suggestion ", top ? h("span", { className: "prob", text: pct(top.probability) }) : null),
+      h("div", { className: "tile-actions" }, select, confirm),
+      status);
+    return li;
+  }
+
+  $("suggested-refresh").addEventListener("click", (e) => guarded(e.currentTarget, () => loadSuggested(false)));
+  $("suggested-more").addEventListener("click", (e) => guarded(e.currentTarget, () => loadSuggested(true)));
+  $("suggested-sort").addEventListener("change", () => guarded(null, () => loadSuggested(false)));
+  $("suggested-threshold").addEventListener("change", () => guarded(null, () => loadSuggested(false)));
 
   // ---- delete project
 
