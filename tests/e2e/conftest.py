@@ -6,6 +6,9 @@ import time
 
 import pytest
 import requests
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from msrest.authentication import ApiKeyCredentials
 
 TRAINING = "/customvision/v3.3/training"
 PREDICTION = "/customvision/v3.0/prediction"
@@ -59,3 +62,14 @@ class Api:
 def api(live_env) -> Api:
     return Api(live_env["LOUPE_ENDPOINT"], live_env["LOUPE_TRAINING_KEY"],
                live_env["LOUPE_PREDICTION_KEY"], live_env["LOUPE_PREDICTION_RESOURCE_ID"])
+
+
+@pytest.fixture(scope="session")
+def clients(live_env):
+    """The official SDK's training and prediction clients, and the prediction resource id."""
+    endpoint = live_env["LOUPE_ENDPOINT"]
+    trainer = CustomVisionTrainingClient(
+        endpoint, ApiKeyCredentials(in_headers={"Training-key": live_env["LOUPE_TRAINING_KEY"]}))
+    predictor = CustomVisionPredictionClient(
+        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": live_env["LOUPE_PREDICTION_KEY"]}))
+    return trainer, predictor, live_env["LOUPE_PREDICTION_RESOURCE_ID"]

@@ -12,8 +12,6 @@ import uuid
 
 import pytest
 import requests
-from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
-from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
     ImageUrlCreateBatch,
@@ -22,7 +20,6 @@ from azure.cognitiveservices.vision.customvision.training.models import (
 from azure.cognitiveservices.vision.customvision.prediction.models import (
     CustomVisionErrorException as PredictionError,
 )
-from msrest.authentication import ApiKeyCredentials
 
 from loupe_model.datasets import load_fashion_mnist
 
@@ -82,16 +79,6 @@ def images():
 def _serve(server, name: str, data: bytes) -> str:
     server.files[f"/{name}"] = data
     return f"http://127.0.0.1:{server.server_address[1]}/{name}"
-
-
-@pytest.fixture(scope="module")
-def clients(live_env):
-    endpoint = live_env["LOUPE_ENDPOINT"]
-    trainer = CustomVisionTrainingClient(
-        endpoint, ApiKeyCredentials(in_headers={"Training-key": live_env["LOUPE_TRAINING_KEY"]}))
-    predictor = CustomVisionPredictionClient(
-        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": live_env["LOUPE_PREDICTION_KEY"]}))
-    return trainer, predictor, live_env["LOUPE_PREDICTION_RESOURCE_ID"]
 
 
 def test_upload_classify_and_quick_test_by_url(clients, images, live_env):

@@ -4,28 +4,15 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
-from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
     ImageFileCreateBatch,
     ImageFileCreateEntry,
 )
-from msrest.authentication import ApiKeyCredentials
 
 from loupe_model.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def clients(live_env):
-    endpoint = live_env["LOUPE_ENDPOINT"]
-    trainer = CustomVisionTrainingClient(
-        endpoint, ApiKeyCredentials(in_headers={"Training-key": live_env["LOUPE_TRAINING_KEY"]}))
-    predictor = CustomVisionPredictionClient(
-        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": live_env["LOUPE_PREDICTION_KEY"]}))
-    return trainer, predictor, live_env["LOUPE_PREDICTION_RESOURCE_ID"]
 
 
 def test_quickstart_flow_with_the_sdk(clients):

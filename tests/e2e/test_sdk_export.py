@@ -17,14 +17,11 @@ import onnx
 import onnxruntime as ort
 import pytest
 import requests
-from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
-from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
 from azure.cognitiveservices.vision.customvision.training.models import (
     CustomVisionErrorException,
     ImageFileCreateBatch,
     ImageFileCreateEntry,
 )
-from msrest.authentication import ApiKeyCredentials
 
 from loupe_model.datasets import load_fashion_mnist
 from loupe_model.preprocess import preprocess_bytes
@@ -33,16 +30,6 @@ pytestmark = pytest.mark.e2e
 
 TAGS = ("top", "trouser", "sneaker")
 CLASSES = (0, 1, 7)
-
-
-@pytest.fixture(scope="module")
-def clients(live_env):
-    endpoint = live_env["LOUPE_ENDPOINT"]
-    trainer = CustomVisionTrainingClient(
-        endpoint, ApiKeyCredentials(in_headers={"Training-key": live_env["LOUPE_TRAINING_KEY"]}))
-    predictor = CustomVisionPredictionClient(
-        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": live_env["LOUPE_PREDICTION_KEY"]}))
-    return trainer, predictor, live_env["LOUPE_PREDICTION_RESOURCE_ID"]
 
 
 def _domain(trainer, name: str):
