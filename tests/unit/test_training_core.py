@@ -40,3 +40,4 @@ def test_config_names_the_missing_variables():
     message = str(info.value)
     for name in ("LOUPE_KAFKA_BOOTSTRAP", "LOUPE_METADATA_TARGET", "LOUPE_STORAGE_TARGET"):
         assert name in message
+

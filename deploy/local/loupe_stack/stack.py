@@ -53,7 +53,7 @@ class Stack:
             "MINIO_ROOT_USER": "loupe-" + secrets.token_hex(4),
             "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
             "URL_SIGNING_SECRET": secrets.token_urlsafe(32),
-            "KAFKA_CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
+            "KAFKA_CLUSTER_ID": _kafka_cluster_id(),
         }
         path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
         path.chmod(0o600)
@@ -142,7 +142,7 @@ class Stack:
             fmt = subprocess.run(
                 ["java", f"-Dlog4j2.configurationFile={kafka_dir / 'log4j2.properties'}",
                  "-cp", f"{install.kafka_libs()}/*", "kafka.tools.StorageTool", "format",
-                 "-t", s["KAFKA_CLUSTER_ID"], "-c", str(props), "--ignore-formatted"],
+                 f"--cluster-id={s['KAFKA_CLUSTER_ID']}", "-c", str(props), "--ignore-formatted"],
                 capture_output=True, text=True,
             )
             if fmt.returncode != 0:
@@ -404,6 +404,15 @@ class Stack:
         tmp.chmod(0o600)
         tmp.rename(path)
         return values
+
+
+def _kafka_cluster_id() -> str:
+    """A Kafka cluster id (base64url of a UUID). Like Kafka's own Uuid.randomUuid, ids that
+    start with "-" are redrawn: command-line tools would read them as an option."""
+    while True:
+        value = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not value.startswith("-"):
+            return value
 
 
 def read_env(path: Path) -> dict[str, str]:
