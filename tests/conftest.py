@@ -85,3 +85,15 @@ def s3_config(infra) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(infra) -> str:
     return infra.layout.addr("kafka")
+
+
+_TIER_BY_FOLDER = {"unit": "unit", "service": "service", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(items):
+    """Each test's tier follows its folder (tests/unit, tests/service, tests/e2e), so
+    `-m unit` never misses a test that forgot its marker."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in _TIER_BY_FOLDER:
+            item.add_marker(getattr(pytest.mark, _TIER_BY_FOLDER[folder]))
