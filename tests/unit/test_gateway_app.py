@@ -16,19 +16,10 @@ from loupe_gateway.config import GatewayConfig
 
 pytestmark = pytest.mark.unit
 
-ENV = {
-    "LOUPE_METADATA_TARGET": "127.0.0.1:9",
-    "LOUPE_STORAGE_TARGET": "127.0.0.1:9",
-    "LOUPE_PREDICTION_TARGET": "127.0.0.1:9",
-    "LOUPE_TRAINING_TARGET": "127.0.0.1:9",
-    "LOUPE_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-    "LOUPE_URL_SIGNING_SECRET": "test-secret",
-}
-
 
 @pytest.fixture
-def app():
-    return create_app(load(GatewayConfig, ENV))
+def app(gateway_env):
+    return create_app(load(GatewayConfig, gateway_env))
 
 
 @pytest.fixture
@@ -36,8 +27,8 @@ def client(app):
     return app.test_client()
 
 
-def test_config_defaults_and_required_variables():
-    cfg = load(GatewayConfig, ENV)
+def test_config_defaults_and_required_variables(gateway_env):
+    cfg = load(GatewayConfig, gateway_env)
     assert (cfg.host, cfg.port) == ("127.0.0.1", 8080)
     assert cfg.max_training_image_bytes == 6291456
     assert cfg.max_prediction_image_bytes == 4194304
@@ -45,7 +36,7 @@ def test_config_defaults_and_required_variables():
     assert (cfg.max_image_side, cfg.min_images_per_tag) == (10240, 5)
     with pytest.raises(ConfigError) as err:
         load(GatewayConfig, {})
-    for name in ENV:
+    for name in gateway_env:
         assert name in str(err.value)
 
 

@@ -14,19 +14,10 @@ from loupe_gateway.openapi.spec import OPERATIONS, SCHEMAS
 
 pytestmark = pytest.mark.unit
 
-ENV = {
-    "LOUPE_METADATA_TARGET": "127.0.0.1:9",
-    "LOUPE_STORAGE_TARGET": "127.0.0.1:9",
-    "LOUPE_PREDICTION_TARGET": "127.0.0.1:9",
-    "LOUPE_TRAINING_TARGET": "127.0.0.1:9",
-    "LOUPE_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-    "LOUPE_URL_SIGNING_SECRET": "test-secret",
-}
-
 
 @pytest.fixture(scope="module")
-def app():
-    return create_app(load(GatewayConfig, ENV))
+def app(gateway_env):
+    return create_app(load(GatewayConfig, gateway_env))
 
 
 @pytest.fixture(scope="module")

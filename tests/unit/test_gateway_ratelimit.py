@@ -11,15 +11,6 @@ from loupe_gateway.ratelimit import RateLimiter, TokenBucket
 
 pytestmark = pytest.mark.unit
 
-ENV = {
-    "LOUPE_METADATA_TARGET": "127.0.0.1:9",
-    "LOUPE_STORAGE_TARGET": "127.0.0.1:9",
-    "LOUPE_PREDICTION_TARGET": "127.0.0.1:9",
-    "LOUPE_TRAINING_TARGET": "127.0.0.1:9",
-    "LOUPE_KAFKA_BOOTSTRAP": "127.0.0.1:9",
-    "LOUPE_URL_SIGNING_SECRET": "test-secret",
-}
-
 
 class Clock:
     def __init__(self):
@@ -65,18 +56,18 @@ def test_retry_after_is_whole_seconds_at_least_one():
     assert ratelimit.retry_after(1.2) == 2
 
 
-def test_config_defaults_and_variables():
-    cfg = load(GatewayConfig, ENV)
+def test_config_defaults_and_variables(gateway_env):
+    cfg = load(GatewayConfig, gateway_env)
     assert (cfg.rate_limit_per_second, cfg.rate_limit_burst) == (10.0, 20.0)
-    cfg = load(GatewayConfig, {**ENV, "LOUPE_RATE_LIMIT_PER_SECOND": "1.5",
+    cfg = load(GatewayConfig, {**gateway_env, "LOUPE_RATE_LIMIT_PER_SECOND": "1.5",
                                "LOUPE_RATE_LIMIT_BURST": "2"})
     assert (cfg.rate_limit_per_second, cfg.rate_limit_burst) == (1.5, 2.0)
 
 
-def test_app_answers_429_with_retry_after_before_any_backend_call():
+def test_app_answers_429_with_retry_after_before_any_backend_call(gateway_env):
     # Burst 2: the first two requests reach authentication (and fail there: the metadata
     # target is unreachable), the third is refused by the limiter without a backend call.
-    app = create_app(load(GatewayConfig, {**ENV, "LOUPE_RATE_LIMIT_PER_SECOND": "0.01",
+    app = create_app(load(GatewayConfig, {**gateway_env, "LOUPE_RATE_LIMIT_PER_SECOND": "0.01",
                                           "LOUPE_RATE_LIMIT_BURST": "2"}))
     client = app.test_client()
     path = "/customvision/v3.3/training/projects"
