@@ -211,3 +211,29 @@ def check_metadata(value: object) -> dict[str, str]:
                 "BadRequestImageMetadataValue",
             )
     return dict(value)
+
+
+def parse_batch(body: object, model: str, max_images: int, max_tags: int
+                ) -> tuple[list[tuple[dict, list[str]]], dict[str, str]]:
+    """An image batch body (ImageFileCreateBatch, ImageUrlCreateBatch, ImageIdCreateBatch).
+
+    Returns:
+        ([(entry, its tag ids: the batch's first, then its own, without repeats)], the batch's
+        metadata).
+    Raises:
+        BadRequest: BadRequestImageBatch, BadRequestImageTags, BadRequestExceededBatchSize,
+            BadRequestImageMetadataKey / BadRequestImageMetadataValue.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("images"), list):
+        raise BadRequest(f"the body must be an {model}", "BadRequestImageBatch")
+    batch_tags = parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
+    items = body["images"]
+    check_batch(len(items), len(batch_tags), max_images, max_tags)
+    metadata = check_metadata(body.get("metadata"))
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise BadRequest("an image entry must be an object", "BadRequestImageBatch")
+        own = parse_guid_list(item.get("tagIds") or [], "BadRequestImageTags")
+        entries.append((item, list(dict.fromkeys(batch_tags + own))))
+    return entries, metadata

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, jsonify, request
 
-from loupe_common.errors import BadRequest
 from loupe_gateway import uploads, urlfetch, validation
 from loupe_gateway.api import fetching
 from loupe_gateway.api.common import account, image_uri
@@ -29,20 +28,10 @@ def _fetch(fetcher: urlfetch.UrlFetcher, url: object, limit: int
 @bp.post("/projects/<project_id>/images/urls")
 def create_images_from_urls(project_id: str):
     cfg = state().config
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("images"), list):
-        raise BadRequest("the body must be an ImageUrlCreateBatch", "BadRequestImageBatch")
-    batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
-    items = body["images"]
-    validation.check_batch(len(items), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
-    metadata = validation.check_metadata(body.get("metadata"))
-    urls, tags = [], []
-    for item in items:
-        if not isinstance(item, dict):
-            raise BadRequest("an image entry must be an object", "BadRequestImageBatch")
-        own = validation.parse_guid_list(item.get("tagIds") or [], "BadRequestImageTags")
-        urls.append(item.get("url"))
-        tags.append(list(dict.fromkeys(batch_tags + own)))
+    batch, metadata = validation.parse_batch(request.get_json(silent=True), "ImageUrlCreateBatch",
+                                             cfg.max_batch_images, cfg.max_batch_tags)
+    urls = [item.get("url") for item, _ in batch]
+    tags = [item_tags for _, item_tags in batch]
     # The project is checked before the gateway fetches anything on its behalf.
     state().backends.get_project(account(), project_id)
     limit = cfg.max_training_image_bytes

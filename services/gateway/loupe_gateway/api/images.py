@@ -77,19 +77,10 @@ def _contents(value) -> bytes:
 @bp.post("/projects/<project_id>/images/files")
 def create_images_from_files(project_id: str):
     cfg = state().config
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or not isinstance(body.get("images"), list):
-        raise BadRequest("the body must be an ImageFileCreateBatch", "BadRequestImageBatch")
-    batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
-    images = body["images"]
-    validation.check_batch(len(images), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
-    metadata = validation.check_metadata(body.get("metadata"))
+    batch, metadata = validation.parse_batch(request.get_json(silent=True), "ImageFileCreateBatch",
+                                             cfg.max_batch_images, cfg.max_batch_tags)
     entries = []
-    for item in images:
-        if not isinstance(item, dict):
-            raise BadRequest("an image entry must be an object", "BadRequestImageBatch")
-        own = validation.parse_guid_list(item.get("tagIds") or [], "BadRequestImageTags")
-        tags = list(dict.fromkeys(batch_tags + own))
+    for item, tags in batch:
         data = _contents(item.get("contents"))
         entries.append(uploads.Entry(
             str(item.get("name") or ""), data, len(data), tags,

@@ -335,20 +335,10 @@ def prediction_image(project_id: str, prediction_id: str, variant: str):
 def create_images_from_predictions(project_id: str):
     cfg = state().config
     body = _json_body("ImageIdCreateBatch")
-    images = body.get("images") or []
-    if not isinstance(images, list):
-        raise BadRequest("images must be a list", "BadRequestImageBatch")
-    batch_tags = validation.parse_guid_list(body.get("tagIds") or [], "BadRequestImageTags")
-    validation.check_batch(len(images), len(batch_tags), cfg.max_batch_images, cfg.max_batch_tags)
-    metadata = body.get("metadata") or {}
-    if not isinstance(metadata, dict):
-        raise BadRequest("metadata must be an object", "BadRequestImageMetadataKey")
-    entries = []
-    for item in images:
-        if not isinstance(item, dict):
-            raise BadRequest("an image entry must be an object", "BadRequestImageBatch")
-        own = validation.parse_guid_list(item.get("tagIds") or [], "BadRequestImageTags")
-        entries.append((validation.parse_guid(item.get("id")), list(dict.fromkeys(batch_tags + own))))
+    batch, metadata = validation.parse_batch({**body, "images": body.get("images") or []},
+                                             "ImageIdCreateBatch", cfg.max_batch_images,
+                                             cfg.max_batch_tags)
+    entries = [(validation.parse_guid(item.get("id")), tags) for item, tags in batch]
     backends = state().backends
     found = _find_predictions(project_id, [pid for pid, _ in entries])
     results: list[dict | None] = [None] * len(entries)
@@ -375,7 +365,7 @@ def create_images_from_predictions(project_id: str):
         new.append((index, mpb.NewImage(
             sha256=prediction.image_sha256, width=info.width, height=info.height,
             content_type=info.content_type, size_bytes=info.size_bytes, tag_ids=tags,
-            metadata={str(k): str(v) for k, v in metadata.items()},
+            metadata=metadata,
         )))
     if new:
         added = backends.add_images(account(), project_id, [n for _, n in new])
