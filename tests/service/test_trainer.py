@@ -17,7 +17,7 @@ from loupe.v1 import training_pb2 as tpb
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import NotFound
 from loupe_model.backbone import get_backbone, make_embedder
-from loupe_model.head import Head
+from loupe_model.head import LINEAR, MLP, Head
 from loupe_training.core import BACKBONE, Trainer
 
 pytestmark = pytest.mark.service
@@ -40,7 +40,8 @@ def _png(rgb) -> bytes:
     return buf.getvalue()
 
 
-def _project_with_iteration(metadata, storage, account, n_per_tag: int = 20):
+def _project_with_iteration(metadata, storage, account, n_per_tag: int = 20,
+                            training_type: str = "Regular", budget_hours: float = 0.0):
     """A project with two colour tags and an iteration in Training (not queued on Kafka)."""
     pid = metadata.CreateProject(mpb.CreateProjectRequest(
         account_id=account, name=f"t-{uuid.uuid4().hex[:6]}", classification_type="Multiclass")).project.id
@@ -56,7 +57,8 @@ def _project_with_iteration(metadata, storage, account, n_per_tag: int = 20):
                                     size_bytes=len(data), tag_ids=[tag]))
     metadata.AddImages(mpb.AddImagesRequest(account_id=account, project_id=pid, images=new))
     iteration = metadata.CreateIteration(mpb.CreateIterationRequest(
-        account_id=account, project_id=pid, training_type="Regular", force_train=True)).iteration
+        account_id=account, project_id=pid, training_type=training_type,
+        reserved_budget_in_hours=budget_hours, force_train=True)).iteration
     return pid, iteration.id
 
 
@@ -149,3 +151,47 @@ def test_same_images_give_the_same_model_in_another_iteration(backends):
         key=f"artifacts/{pid}/{iid}/head.npz")).data) for iid in (first, second)]
     assert np.array_equal(heads[0].weights, heads[1].weights)
     assert np.array_equal(heads[0].bias, heads[1].bias)
+
+
+def _head(storage, pid, iid) -> Head:
+    return Head.from_bytes(storage.GetObject(spb.GetObjectRequest(key=f"artifacts/{pid}/{iid}/head.npz")).data)
+
+
+def test_advanced_training_fits_the_hidden_layer_head_reporting_every_fold(backends):
+    metadata, storage, embedder, account = backends
+    pid, iid = _project_with_iteration(metadata, storage, account, training_type="Advanced", budget_hours=1)
+    events: list[tpb.TrainingEvent] = []
+    assert _run(metadata, storage, embedder, pid, iid, events).status == "Completed"
+    head = _head(storage, pid, iid)
+    assert head.kind == MLP
+    evaluating = [e.percent for e in events if e.stage == "evaluating"]
+    assert len(evaluating) == 1 + 5 and evaluating == sorted(evaluating)  # start + each fold
+    it = metadata.GetIteration(mpb.GetIterationRequest(account_id=account, project_id=pid, iteration_id=iid)).iteration
+    assert (it.status, it.training_type) == ("Completed", "Advanced")
+    assert it.performance.precision >= 0.9 and it.performance.recall >= 0.9
+    assert "budget" not in events[-1].message
+
+
+def test_advanced_training_cancelled_between_folds(backends):
+    metadata, storage, embedder, account = backends
+    pid, iid = _project_with_iteration(metadata, storage, account, training_type="Advanced")
+    events: list[tpb.TrainingEvent] = []
+    # ReportProgress calls: loading, 2 feature batches of 32, evaluating start, fold 1, fold 2:
+    # the iteration is deleted just before the report of fold 2.
+    injected = DeleteAt(metadata, account, pid, iid, "ReportProgress", 6)
+    assert _run(injected, storage, embedder, pid, iid, events).status == "Cancelled"
+    assert not _artifact_exists(storage, pid, iid)
+    stages = [e.stage for e in events]
+    assert stages[-1] == "cancelled" and "training" not in stages
+    assert [round(e.percent) for e in events if e.stage == "evaluating"] == [82, 84, 86]
+
+
+def test_advanced_training_over_its_budget_trains_the_regular_head_and_says_so(backends):
+    metadata, storage, embedder, account = backends
+    pid, iid = _project_with_iteration(metadata, storage, account, training_type="Advanced",
+                                       budget_hours=0.1 / 3600)  # a tenth of a second
+    events: list[tpb.TrainingEvent] = []
+    assert _run(metadata, storage, embedder, pid, iid, events).status == "Completed"
+    assert _head(storage, pid, iid).kind == LINEAR
+    assert events[-1].stage == "completed" and "budget" in events[-1].message
+

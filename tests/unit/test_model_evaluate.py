@@ -12,9 +12,10 @@ from loupe_model.evaluate import (
     average_precision,
     choose_num_folds,
     cross_validate,
+    max_folds_for,
     performance,
 )
-from loupe_model.head import fit_linear, l2_normalize
+from loupe_model.head import LINEAR, MLP, fit_layers, fit_linear, l2_normalize
 
 TAG_IDS = ["t0", "t1", "t2"]
 TAG_NAMES = ["zero", "one", "never"]
@@ -90,11 +91,11 @@ def test_cross_validation_never_predicts_with_a_head_that_saw_the_image(monkeypa
 
     def spy(f, *args, **kwargs):
         seen_by_head.append({int(round(v)) - 100 for v in f[:, 0]})
-        return fit_linear(f, *args, **kwargs)
+        return fit_layers(f, *args, **kwargs)
 
-    monkeypatch.setattr(evaluate, "fit_linear", spy)
+    monkeypatch.setattr(evaluate, "fit_layers", spy)
     ev = cross_validate(features, labels, False, seed=3)
-    assert len(seen_by_head) == ev.num_folds == 5
+    assert len(seen_by_head) == ev.num_folds == 10  # a small project: up to 10 folds
     for fold, seen in enumerate(seen_by_head):
         held_out = set(np.flatnonzero(ev.folds == fold).tolist())
         assert held_out and not (held_out & seen)
@@ -136,6 +137,17 @@ def test_fold_count_follows_the_rarest_tag():
     assert choose_num_folds(np.eye(2)[[0] * 20 + [1] * 3]) == 3
     assert choose_num_folds(np.eye(2)[[0] * 20 + [1] * 30]) == 5
     assert choose_num_folds(np.eye(3)[[0] * 20 + [1] * 1]) == 2  # floor of 2 folds
+    assert choose_num_folds(np.eye(2)[[0] * 20 + [1] * 30], max_folds=10) == 10
+
+
+def test_fold_cap_depends_on_project_size_and_head_kind():
+    assert max_folds_for(300, LINEAR) == 10 and max_folds_for(1000, LINEAR) == 10
+    assert max_folds_for(1001, LINEAR) == 5  # linear fits get slower with many images
+    assert max_folds_for(100, MLP) == 5  # each hidden-layer fit takes seconds
+    labels = np.eye(2)[[0, 1] * 15]
+    features = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    assert cross_validate(features, labels, False, seed=0).num_folds == 10
+    assert cross_validate(features, labels, False, seed=0, kind=MLP).num_folds == 5
 
 
 def test_multilabel_folds_spread_every_tag():

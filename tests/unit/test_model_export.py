@@ -14,7 +14,7 @@ import pytest
 from loupe_model.backbone import BACKBONES, Embedder, default_cache_dir, embed_images, ensure_onnx
 from loupe_model.datasets import load_fashion_mnist
 from loupe_model.export import INPUT, PROBABILITIES, export_onnx_classifier, export_zip
-from loupe_model.head import train_head
+from loupe_model.head import LINEAR, MLP, train_head
 from loupe_model.preprocess import preprocess_bytes
 
 pytestmark = pytest.mark.unit
@@ -43,16 +43,18 @@ def data(embedder):
     return features, labels, batch
 
 
-def _head(data, multilabel: bool):
+def _head(data, multilabel: bool, kind: str = LINEAR):
     features, labels, _ = data
     names = [f"class {c}" for c in CLASSES]
     return train_head(features, labels, multilabel, seed=0, tag_ids=[f"id-{c}" for c in CLASSES],
-                      tag_names=names, backbone="lite0", logit_scale=1.7)
+                      tag_names=names, backbone="lite0", logit_scale=1.7, kind=kind)
 
 
 @pytest.mark.parametrize("multilabel", [False, True])
-def test_exported_model_gives_the_head_probabilities(data, embedder, onnx_path, multilabel):
-    head = _head(data, multilabel)
+@pytest.mark.parametrize("kind", [LINEAR, MLP])
+def test_exported_model_gives_the_head_probabilities(data, embedder, onnx_path, multilabel, kind):
+    head = _head(data, multilabel, kind)
+    assert head.kind == kind
     blob = export_onnx_classifier(head, onnx_path)
     model = onnx.load_from_string(blob)
     onnx.checker.check_model(model, full_check=True)

@@ -22,9 +22,16 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .head import DEFAULT_C, activate, fit_linear, l2_normalize
+from .head import DEFAULT_C, LINEAR, activate, fit_layers
 
 MAX_FOLDS = 5
+# Small projects with linear heads get up to 10 folds: each fold then trains on 90% of the
+# images instead of 80%, which matters on the steep part of the learning curve (10 images per
+# tag, 8 design draws: mean error of the held-out accuracy against the test accuracy +0.008
+# with 10 folds, -0.009 with 5; RMS error 0.025 against 0.031), and linear fits on a few
+# hundred images take a few hundredths of a second each.
+SMALL_PROJECT_MAX_FOLDS = 10
+SMALL_PROJECT_IMAGES = 1000
 EVALUATION_FORMAT = "loupe-evaluation"
 EVALUATION_FORMAT_VERSION = 1
 
@@ -93,6 +100,13 @@ class Evaluation:
             seed=int(doc["seed"]),
             logit_scale=float(doc.get("logit_scale", 1.0)),
         )
+
+
+def max_folds_for(num_images: int, kind: str = LINEAR) -> int:
+    """The fold cap: `SMALL_PROJECT_MAX_FOLDS` for linear heads on small projects, else `MAX_FOLDS`."""
+    if kind == LINEAR and num_images <= SMALL_PROJECT_IMAGES:
+        return SMALL_PROJECT_MAX_FOLDS
+    return MAX_FOLDS
 
 
 def choose_num_folds(labels: np.ndarray, max_folds: int = MAX_FOLDS) -> int:
@@ -214,6 +228,7 @@ def cross_validate(
     C: float = DEFAULT_C,
     progress: Callable[[int, int], None] | None = None,
     calibrate: bool = False,
+    kind: str = LINEAR,
 ) -> Evaluation:
     """Predicts every image with a head trained without it (stratified k-fold).
 
@@ -222,11 +237,12 @@ def cross_validate(
         labels: (N, T) 0/1.
         multilabel: head type.
         seed: fold assignment and training seed.
-        folds: k; default `choose_num_folds(labels)` (<= 5).
-        C: head regularisation, as in training.
+        folds: k; default `choose_num_folds` capped by `max_folds_for` (5 or 10).
+        C: head regularisation, as in training (linear heads).
         progress: called as progress(folds_done, k).
         calibrate: fit a logit scale on the held-out logits (`fit_logit_scale`) and report
             the scaled probabilities; the final head must then use `logit_scale` too.
+        kind: head kind (`head.LINEAR` or `head.MLP`), as in training.
 
     Returns:
         The `Evaluation`.
@@ -241,15 +257,18 @@ def cross_validate(
         raise ValueError(f"features {features.shape} and labels {labels.shape} do not match")
     if n < 2:
         raise ValueError("cross-validation needs at least 2 images")
-    k = choose_num_folds(labels) if folds is None else int(max(2, min(folds, n)))
+    if folds is None:
+        k = choose_num_folds(labels, max_folds_for(n, kind))
+    else:
+        k = int(max(2, min(folds, n)))
     assignment = assign_folds(labels, multilabel, seed, k)
     logits = np.zeros(labels.shape, dtype=np.float64)
     for f in range(k):
         held_out = assignment == f
         train = ~held_out
         if held_out.any():
-            weights, bias = fit_linear(features[train], labels[train], multilabel, seed, C)
-            logits[held_out] = l2_normalize(features[held_out]) @ weights.T.astype(np.float64) + bias
+            layers = fit_layers(features[train], labels[train], multilabel, seed, kind, C)
+            logits[held_out] = layers.logits(features[held_out])
         if progress is not None:
             progress(f + 1, k)
     scale = fit_logit_scale(logits, labels, multilabel) if calibrate else 1.0

@@ -2,8 +2,9 @@
 
 The exported graph is the backbone ONNX (`backbone.ensure_onnx`) with the head's exact math
 appended as ONNX nodes: L2 normalisation of the embedding (norm clamped at 1e-12, as
-`head.l2_normalize`), the linear layer (the logit scale is already folded into the stored
-weights, see `head.train_head`), then softmax over tags (Multiclass) or a per-tag sigmoid
+`head.l2_normalize`), the hidden ReLU layer of an Advanced head when it has one, the output
+layer (the logit scale is already folded into the stored weights, see `head.train_head`), then
+softmax over tags (Multiclass) or a per-tag sigmoid
 (Multilabel). Only onnx is needed here, no torch: the graphs are composed, not re-traced.
 
 What the graph does not contain is the image decoding and resizing (no ONNX operator reproduces
@@ -83,7 +84,22 @@ def _head_nodes(head: Head, embedding: str, output: str):
         helper.make_node("ReduceL2", [embedding], ["loupe_head_norm"], axes=[1], keepdims=1),
         helper.make_node("Max", ["loupe_head_norm", "loupe_head_norm_floor"], ["loupe_head_denom"]),
         helper.make_node("Div", [embedding, "loupe_head_denom"], ["loupe_head_unit"]),
-        helper.make_node("MatMul", ["loupe_head_unit", "loupe_head_weights_t"], ["loupe_head_mm"]),
+    ]
+    features = "loupe_head_unit"
+    if head.hidden_weights is not None:
+        hidden_t = np.ascontiguousarray(np.asarray(head.hidden_weights, dtype=np.float32).T)
+        initializers += [
+            numpy_helper.from_array(hidden_t, "loupe_head_hidden_weights_t"),
+            numpy_helper.from_array(np.asarray(head.hidden_bias, dtype=np.float32), "loupe_head_hidden_bias"),
+        ]
+        nodes += [
+            helper.make_node("MatMul", [features, "loupe_head_hidden_weights_t"], ["loupe_head_hidden_mm"]),
+            helper.make_node("Add", ["loupe_head_hidden_mm", "loupe_head_hidden_bias"], ["loupe_head_hidden_pre"]),
+            helper.make_node("Relu", ["loupe_head_hidden_pre"], ["loupe_head_hidden"]),
+        ]
+        features = "loupe_head_hidden"
+    nodes += [
+        helper.make_node("MatMul", [features, "loupe_head_weights_t"], ["loupe_head_mm"]),
         helper.make_node("Add", ["loupe_head_mm", "loupe_head_bias"], ["loupe_head_logits"]),
     ]
     if head.multilabel:
@@ -141,9 +157,9 @@ def export_onnx_classifier(head: Head, backbone_onnx_path: str | os.PathLike[str
     if side != head.image_size:
         raise ValueError(f"backbone input side {side} != head image size {head.image_size}")
     dim = outputs[0].type.tensor_type.shape.dim
-    if len(dim) == 2 and dim[1].dim_value and dim[1].dim_value != head.weights.shape[1]:
+    if len(dim) == 2 and dim[1].dim_value and dim[1].dim_value != head.input_dim:
         raise ValueError(
-            f"backbone embedding length {dim[1].dim_value} != head's {head.weights.shape[1]}"
+            f"backbone embedding length {dim[1].dim_value} != head's {head.input_dim}"
         )
 
     # Rename the input to Custom Vision's "data" everywhere it is consumed.

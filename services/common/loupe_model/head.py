@@ -1,7 +1,11 @@
-"""The trained part of a Loupe iteration: a linear head on L2-normalised backbone embeddings.
+"""The trained part of a Loupe iteration: a head on L2-normalised backbone embeddings.
 
-Training needs scikit-learn; applying a head (`Head.predict_proba`) and (de)serialising it need
-only numpy, so the prediction service can load heads without torch or scikit-learn.
+Two kinds of head share one format:
+- linear (quick training, `Regular`): logits = W x + b, fitted by `fit_linear`;
+- one hidden ReLU layer (`Advanced`): logits = W relu(H x + c) + b, fitted by `mlp.fit_mlp`.
+x is the L2-normalised embedding in both. Training needs scikit-learn (linear) or torch
+(hidden layer); applying a head (`Head.predict_proba`) and (de)serialising it need only numpy,
+so the prediction service can load heads without torch or scikit-learn.
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ import numpy as np
 from .backbone import get_backbone
 
 HEAD_FORMAT = "loupe-head"
+# Version 1: linear heads (weights, bias). Version 2 adds the hidden layer (hidden_weights,
+# hidden_bias); linear heads are still written as version 1, so older readers keep working.
 HEAD_FORMAT_VERSION = 1
+HIDDEN_HEAD_FORMAT_VERSION = 2
+LINEAR = "linear"
+MLP = "mlp"
+HEAD_KINDS = (LINEAR, MLP)
 
 MULTICLASS = "Multiclass"
 MULTILABEL = "Multilabel"
@@ -60,16 +70,43 @@ def activate(logits: np.ndarray, multilabel: bool) -> np.ndarray:
 
 
 @dataclasses.dataclass
+class Layers:
+    """The arrays of a head: logits = weights @ relu(hidden_weights @ x + hidden_bias) + bias,
+    or weights @ x + bias without a hidden layer, x the L2-normalised embedding."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    hidden_weights: np.ndarray | None = None
+    hidden_bias: np.ndarray | None = None
+
+    @property
+    def input_dim(self) -> int:
+        """Length of the embeddings the layers take."""
+        w = self.hidden_weights if self.hidden_weights is not None else self.weights
+        return int(w.shape[1])
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """float64 (N, T) logits of raw embeddings (N, D) (normalised here)."""
+        x = l2_normalize(np.atleast_2d(features))
+        if self.hidden_weights is not None:
+            x = np.maximum(x @ self.hidden_weights.T.astype(np.float64) + self.hidden_bias.astype(np.float64), 0.0)
+        return x @ self.weights.T.astype(np.float64) + self.bias.astype(np.float64)
+
+
+@dataclasses.dataclass
 class Head:
-    """A linear classifier over tags.
+    """A classifier over tags (linear, or with one hidden layer).
 
     Attributes:
-        weights: float32 (T, D) applied to L2-normalised embeddings.
+        weights: float32 (T, D) applied to L2-normalised embeddings, or (T, H) applied to the
+            hidden layer's output when there is one.
         bias: float32 (T,).
         multilabel: per-tag sigmoid when true, softmax over tags otherwise.
         tag_ids / tag_names: the T tags, in column order.
         backbone: backbone name (see backbone.BACKBONES).
         image_size: backbone input size the embeddings were computed at.
+        hidden_weights / hidden_bias: float32 (H, D) and (H,) of the hidden ReLU layer, or
+            None for a linear head.
     """
 
     weights: np.ndarray
@@ -79,6 +116,22 @@ class Head:
     tag_names: list[str]
     backbone: str
     image_size: int
+    hidden_weights: np.ndarray | None = None
+    hidden_bias: np.ndarray | None = None
+
+    @property
+    def kind(self) -> str:
+        """`LINEAR` or `MLP`."""
+        return LINEAR if self.hidden_weights is None else MLP
+
+    @property
+    def layers(self) -> Layers:
+        return Layers(self.weights, self.bias, self.hidden_weights, self.hidden_bias)
+
+    @property
+    def input_dim(self) -> int:
+        """Length of the embeddings the head takes."""
+        return self.layers.input_dim
 
     @property
     def classification_type(self) -> str:
@@ -92,13 +145,13 @@ class Head:
             ValueError: the embeddings are not the length this head was trained on (e.g. a
                 head from another backbone or feature definition).
         """
-        x = l2_normalize(np.atleast_2d(features))
-        if x.shape[1] != self.weights.shape[1]:
+        x = np.atleast_2d(features)
+        if x.shape[1] != self.input_dim:
             raise ValueError(
-                f"embedding length {x.shape[1]} does not match this head's {self.weights.shape[1]}"
+                f"embedding length {x.shape[1]} does not match this head's {self.input_dim}"
                 f" (backbone {self.backbone})"
             )
-        return x @ self.weights.T.astype(np.float64) + self.bias.astype(np.float64)
+        return self.layers.logits(x)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Tag probabilities.
@@ -113,22 +166,28 @@ class Head:
 
     def to_bytes(self) -> bytes:
         """Serialises to an .npz (no pickle): arrays plus a JSON metadata array."""
+        hidden = self.hidden_weights is not None
         meta = {
             "format": HEAD_FORMAT,
-            "version": HEAD_FORMAT_VERSION,
+            "version": HIDDEN_HEAD_FORMAT_VERSION if hidden else HEAD_FORMAT_VERSION,
             "classification_type": self.classification_type,
             "tag_ids": list(self.tag_ids),
             "tag_names": list(self.tag_names),
             "backbone": self.backbone,
             "image_size": int(self.image_size),
         }
+        arrays = {
+            "weights": np.asarray(self.weights, dtype=np.float32),
+            "bias": np.asarray(self.bias, dtype=np.float32),
+            "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
+        }
+        if hidden:
+            meta["hidden_activation"] = "relu"
+            arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+            arrays["hidden_weights"] = np.asarray(self.hidden_weights, dtype=np.float32)
+            arrays["hidden_bias"] = np.asarray(self.hidden_bias, dtype=np.float32)
         buf = io.BytesIO()
-        np.savez(
-            buf,
-            weights=np.asarray(self.weights, dtype=np.float32),
-            bias=np.asarray(self.bias, dtype=np.float32),
-            meta=np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
-        )
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -143,13 +202,26 @@ class Head:
                 weights = np.array(npz["weights"], dtype=np.float32)
                 bias = np.array(npz["bias"], dtype=np.float32)
                 meta = json.loads(bytes(npz["meta"]).decode("utf-8"))
+                hidden_weights = hidden_bias = None
+                if meta.get("version") == HIDDEN_HEAD_FORMAT_VERSION:
+                    hidden_weights = np.array(npz["hidden_weights"], dtype=np.float32)
+                    hidden_bias = np.array(npz["hidden_bias"], dtype=np.float32)
         except (OSError, KeyError, ValueError) as exc:
             raise ValueError(f"not a Loupe head: {exc}") from exc
-        if meta.get("format") != HEAD_FORMAT or meta.get("version") != HEAD_FORMAT_VERSION:
-            raise ValueError(f"unsupported head format {meta.get('format')} v{meta.get('version')}")
+        version = meta.get("version")
+        if meta.get("format") != HEAD_FORMAT or version not in (HEAD_FORMAT_VERSION, HIDDEN_HEAD_FORMAT_VERSION):
+            raise ValueError(f"unsupported head format {meta.get('format')} v{version}")
+        if version == HIDDEN_HEAD_FORMAT_VERSION and meta.get("hidden_activation") != "relu":
+            raise ValueError(f"unsupported hidden activation {meta.get('hidden_activation')!r}")
         tag_ids = list(meta["tag_ids"])
         if weights.ndim != 2 or weights.shape[0] != len(tag_ids) or bias.shape != (len(tag_ids),):
             raise ValueError("head arrays do not match its tags")
+        if hidden_weights is not None and (
+            hidden_weights.ndim != 2
+            or hidden_weights.shape[0] != weights.shape[1]
+            or hidden_bias.shape != (hidden_weights.shape[0],)
+        ):
+            raise ValueError("head hidden layer does not match its output layer")
         return cls(
             weights=weights,
             bias=bias,
@@ -158,6 +230,8 @@ class Head:
             tag_names=list(meta["tag_names"]),
             backbone=str(meta["backbone"]),
             image_size=int(meta["image_size"]),
+            hidden_weights=hidden_weights,
+            hidden_bias=hidden_bias,
         )
 
 
@@ -249,6 +323,28 @@ def _fit_linear(
     return weights.astype(np.float32), bias.astype(np.float32)
 
 
+def fit_layers(
+    features: np.ndarray,
+    labels: np.ndarray,
+    multilabel: bool,
+    seed: int,
+    kind: str = LINEAR,
+    C: float = DEFAULT_C,
+) -> Layers:
+    """Fits a head's arrays: `fit_linear` (kind `LINEAR`) or `mlp.fit_mlp` (kind `MLP`).
+
+    Raises:
+        ValueError: unknown kind.
+    """
+    if kind == LINEAR:
+        return Layers(*fit_linear(features, labels, multilabel, seed, C))
+    if kind == MLP:
+        from .mlp import fit_mlp
+
+        return fit_mlp(features, labels, multilabel, seed)
+    raise ValueError(f"unknown head kind {kind!r} (expected one of {HEAD_KINDS})")
+
+
 def train_head(
     features: np.ndarray,
     labels: np.ndarray,
@@ -259,6 +355,7 @@ def train_head(
     backbone: str,
     C: float = DEFAULT_C,
     logit_scale: float = 1.0,
+    kind: str = LINEAR,
 ) -> Head:
     """Trains a head on all the given images.
 
@@ -269,9 +366,10 @@ def train_head(
         seed: solver seed.
         tag_ids / tag_names: the T tags, in column order.
         backbone: backbone name the features came from.
-        C: inverse L2 regularisation strength.
-        logit_scale: factor folded into the weights and bias (temperature scaling, see
+        C: inverse L2 regularisation strength (linear heads).
+        logit_scale: factor folded into the output weights and bias (temperature scaling, see
             `evaluate.fit_logit_scale`); it changes the probabilities, never the argmax.
+        kind: `LINEAR` or `MLP` (see `fit_layers`).
 
     Returns:
         The trained `Head`.
@@ -289,11 +387,13 @@ def train_head(
     if features.shape[0] == 0:
         raise ValueError("no training images")
     spec = get_backbone(backbone)
-    weights, bias = fit_linear(features, labels, multilabel, seed, C)
+    layers = fit_layers(features, labels, multilabel, seed, kind, C)
     scale = np.float32(logit_scale)
     return Head(
-        weights=weights * scale,
-        bias=bias * scale,
+        weights=layers.weights * scale,
+        bias=layers.bias * scale,
+        hidden_weights=layers.hidden_weights,
+        hidden_bias=layers.hidden_bias,
         multilabel=multilabel,
         tag_ids=[str(t) for t in tag_ids],
         tag_names=[str(t) for t in tag_names],

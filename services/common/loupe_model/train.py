@@ -1,4 +1,7 @@
-"""Quick training: frozen backbone features, a cross-validated evaluation, a linear head.
+"""Training on frozen backbone features: a cross-validated evaluation, then the head.
+
+Quick training (`Regular`) fits a linear head; `Advanced` fits a head with a hidden layer
+(`head.MLP`, see `mlp.py`), which takes seconds per fit instead of hundredths.
 
 `fit_quick` is the part after feature extraction; the training service calls it on its cached
 features, and `train_quick` calls it after embedding the images, so both share one path.
@@ -12,7 +15,7 @@ import numpy as np
 
 from .backbone import DEFAULT_BACKBONE, EmbedderLike, embed_images, get_backbone
 from .evaluate import Evaluation, cross_validate
-from .head import DEFAULT_C, Head, train_head
+from .head import DEFAULT_C, LINEAR, Head, train_head
 
 # Share of the overall progress per stage: feature extraction dominates the run time
 # (about 5-12 ms per image against well under a second for all head fits).
@@ -30,6 +33,7 @@ def fit_quick(
     backbone: str = DEFAULT_BACKBONE,
     C: float = DEFAULT_C,
     progress: Callable[[str, int, int], None] | None = None,
+    kind: str = LINEAR,
 ) -> tuple[Head, Evaluation]:
     """Cross-validates, calibrates and trains the head on embeddings.
 
@@ -44,9 +48,10 @@ def fit_quick(
         seed: fold assignment and training seed.
         tag_ids / tag_names: the T tags, in column order.
         backbone: name of the backbone the features came from (recorded in the head).
-        C: head regularisation.
+        C: head regularisation (linear heads).
         progress: called as progress(stage, done, total) with stage "evaluating" (per fold)
             or "training" (0 of 1 before the final fit, 1 of 1 after).
+        kind: `head.LINEAR` or `head.MLP`.
 
     Returns:
         (head trained on all images, calibrated held-out `Evaluation`).
@@ -62,12 +67,13 @@ def fit_quick(
         C=C,
         calibrate=True,
         progress=(lambda done, total: progress("evaluating", done, total)) if progress else None,
+        kind=kind,
     )
     if progress is not None:
         progress("training", 0, 1)
     head = train_head(
         features, labels, multilabel, seed, tag_ids, tag_names, backbone,
-        C=C, logit_scale=evaluation.logit_scale,
+        C=C, logit_scale=evaluation.logit_scale, kind=kind,
     )
     if progress is not None:
         progress("training", 1, 1)
@@ -86,6 +92,7 @@ def train_quick(
     backbone: str = DEFAULT_BACKBONE,
     batch_size: int = 32,
     C: float = DEFAULT_C,
+    kind: str = LINEAR,
 ) -> tuple[Head, Evaluation]:
     """Embeds encoded images, then `fit_quick`.
 
@@ -100,7 +107,8 @@ def train_quick(
             or "training" and percent the overall completion in [0, 100].
         backbone: name of the embedder's backbone (recorded in the head).
         batch_size: images per backbone run.
-        C: head regularisation.
+        C: head regularisation (linear heads).
+        kind: `head.LINEAR` or `head.MLP`.
 
     Returns:
         (head trained on all images, held-out `Evaluation`).
@@ -134,5 +142,6 @@ def train_quick(
         progress=lambda done, total: report("features", _FEATURES_END * done / max(total, 1)),
     )
     return fit_quick(
-        features, labels, multilabel, seed, tag_ids, tag_names, backbone, C=C, progress=fit_progress
+        features, labels, multilabel, seed, tag_ids, tag_names, backbone, C=C, progress=fit_progress,
+        kind=kind,
     )
