@@ -24,7 +24,7 @@ def test_advanced_iteration_trains_the_hidden_layer_head_and_is_served(clients):
     trainer, predictor, resource_id = clients
     project = trainer.create_project(f"adv-{uuid.uuid4().hex[:6]}")
     tags = [trainer.create_tag(project.id, name) for name in NAMES]
-    data = load_fashion_mnist("train", CLASSES, 10, seed=41)
+    data = load_fashion_mnist("train", CLASSES, 20, seed=41)  # the hidden layer needs 20 per tag
     summary = trainer.create_images_from_files(project.id, ImageFileCreateBatch(images=[
         ImageFileCreateEntry(name=f"{i}.png", contents=img, tag_ids=[tags[label].id])
         for i, (img, label) in enumerate(data)]))

@@ -128,7 +128,8 @@ def drive_ui(page, endpoint: str, env: dict[str, str], by_tag: dict[str, list[Pa
         "() => [...document.querySelectorAll('[data-testid=image-tile] img')]"
         ".every(i => i.complete && i.naturalWidth > 0)", timeout=30_000)
 
-    # training with live progress
+    # Advanced training (the hidden-layer head) with live progress
+    tid("train-type").select_option("Advanced")
     tid("train-button").click()
     expect(tid("train-progress-wrap")).to_be_visible()
     expect(tid("train-progress-wrap")).to_have_attribute("data-status", re.compile("Completed|Failed"),
@@ -137,6 +138,7 @@ def drive_ui(page, endpoint: str, env: dict[str, str], by_tag: dict[str, list[Pa
     expect(tid("train-progress-wrap")).to_have_attribute("data-status", "Completed")
     expect(tid("train-status")).to_contain_text("Completed")
     expect(tid("iteration-status").first).to_have_text("Completed")
+    expect(tid("iteration-training-type").first).to_have_text("Advanced")
 
     # performance, overall and per tag, re-queried when the threshold moves
     expect(tid("performance-table")).to_be_visible()

@@ -195,3 +195,12 @@ def test_advanced_training_over_its_budget_trains_the_regular_head_and_says_so(b
     assert _head(storage, pid, iid).kind == LINEAR
     assert events[-1].stage == "completed" and "budget" in events[-1].message
 
+
+
+def test_advanced_training_with_few_images_per_tag_trains_the_linear_head_and_says_so(backends):
+    metadata, storage, embedder, account = backends
+    pid, iid = _project_with_iteration(metadata, storage, account, n_per_tag=8, training_type="Advanced")
+    events: list[tpb.TrainingEvent] = []
+    assert _run(metadata, storage, embedder, pid, iid, events).status == "Completed"
+    assert _head(storage, pid, iid).kind == LINEAR
+    assert "8 images, fewer than the 20" in events[-1].message

@@ -27,6 +27,6 @@ def test_fewshot_quick_runs_and_reports_sane_numbers(tmp_path, capsys):
     assert 0.0 <= s["cv_precision"] <= 1.0 and 0.0 <= s["cv_recall"] <= 1.0
     assert 0.0 < s["train_seconds"] < 30.0 and 0.0 < s["retrain_seconds"] < s["train_seconds"] + 5.0
     assert result["peak_rss_mb"] > 0 and len(result["runs"]) == 1
-    assert "Loupe Advanced training" in printed and "5 Advanced" in printed
+    assert "Loupe Advanced training" in printed and "5 Advanced (linear head)" in printed
     assert s["advanced_accuracy"] >= 0.7 and 0.0 <= s["advanced_cv_precision"] <= 1.0
     assert 0.0 < s["advanced_train_seconds"] < 120.0

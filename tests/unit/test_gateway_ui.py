@@ -50,7 +50,7 @@ def test_interactive_elements_have_test_ids(client):
         assert "data-testid=" in tag, tag
     testids = re.findall(r'data-testid="([^"]+)"', html)
     assert len(testids) == len(set(testids)), "duplicate data-testid in the page"
-    for needed in ("keys-button", "error-alert", "train-button", "train-progress",
+    for needed in ("keys-button", "error-alert", "train-button", "train-type", "train-progress",
                    "threshold-slider", "publish-button", "quicktest-file-input",
                    "upload-file-input", "upload-progress"):
         assert needed in testids

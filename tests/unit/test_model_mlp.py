@@ -160,3 +160,15 @@ def test_applying_a_hidden_layer_head_needs_neither_torch_nor_sklearn(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_advanced_uses_the_hidden_layer_only_with_enough_images_per_tag():
+    from loupe_model.train import MLP_MIN_IMAGES_PER_TAG, advanced_head_kind
+
+    enough = np.eye(3)[np.repeat(np.arange(3), MLP_MIN_IMAGES_PER_TAG)]
+    assert advanced_head_kind(enough) == (MLP, "")
+    with_empty_tag = np.concatenate([enough, np.zeros((len(enough), 1))], axis=1)
+    assert advanced_head_kind(with_empty_tag)[0] == MLP  # a tag without images does not count
+    few = enough[1:]
+    kind, why = advanced_head_kind(few)
+    assert kind == LINEAR and f"{MLP_MIN_IMAGES_PER_TAG - 1} images" in why

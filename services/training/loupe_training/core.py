@@ -9,8 +9,9 @@ gets NotFound, and the job stops without writing an artifact (an artifact alread
 FinishIteration finds the row gone is deleted). The job's offset is then committed.
 
 Training types: `Regular` fits a linear head on the frozen multi-scale features (seconds);
-`Advanced` fits a head with a hidden layer (`loupe_model.mlp`, about 15 s per fit on 2 CPU
-cores, six fits with the cross-validation). Both are served the same way (the head on the
+`Advanced` fits a head with a hidden layer (`loupe_model.mlp`, about 10 s per fit on 2 CPU
+cores, six fits with the cross-validation) when every tag has at least 20 images; with fewer
+the linear head is as accurate or better, so Advanced fits that and says so. Both are served the same way (the head on the
 shared backbone's embedding). `reservedBudgetInHours` bounds an Advanced training: when the
 folds done so far show the hidden-layer head cannot finish within it, the job trains the Regular
 head instead and says so in its progress message. Fine-tuning the backbone was measured and did
@@ -35,8 +36,8 @@ from loupe_common.errors import LoupeError, NotFound, Unavailable
 from loupe_common.performance import performance_proto
 from loupe_model.backbone import EmbedderLike, embed_images, get_backbone
 from loupe_model.evaluate import performance
-from loupe_model.head import LINEAR, MLP
-from loupe_model.train import fit_quick
+from loupe_model.head import LINEAR
+from loupe_model.train import advanced_head_kind, fit_quick
 from loupe_model.preprocess import InvalidImage
 
 log = logging.getLogger(__name__)
@@ -58,9 +59,12 @@ class OverBudget(Exception):
     """The Advanced head cannot finish within the iteration's reserved budget."""
 
 
-def head_kind(training_type: str) -> str:
-    """The head a training type fits: `MLP` for "Advanced", `LINEAR` otherwise."""
-    return MLP if training_type == "Advanced" else LINEAR
+def head_kind(training_type: str, labels: np.ndarray) -> tuple[str, str]:
+    """The head a training fits, and a note when Advanced fits the linear head (see
+    `loupe_model.train.advanced_head_kind`)."""
+    if training_type != "Advanced":
+        return LINEAR, ""
+    return advanced_head_kind(labels)
 
 
 def budget_seconds(iteration: mpb.Iteration) -> float | None:
@@ -267,8 +271,9 @@ class Trainer:
         seed = training_seed(tset)
         feats = self._features(job, images, started)
         self._progress(job, "evaluating", 82.0, started)
-        kind = head_kind(iteration.training_type)
-        note = ""
+        kind, note = head_kind(iteration.training_type, labels)
+        if note:
+            log.info("iteration %s: %s", job.iteration_id, note)
         try:
             head, evaluation = self._fit(job, feats, labels, multilabel, seed, tag_ids, tag_names,
                                          kind, budget_seconds(iteration), started)

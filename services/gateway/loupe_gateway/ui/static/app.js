@@ -521,7 +521,9 @@
     button.disabled = true; // stays disabled while the iteration trains
     $("train-error").hidden = true;
     const iteration = await guarded(null, async () => {
-      const started = await call("POST", `/projects/${pid()}/train`);
+      const type = $("train-type").value;
+      const query = type === "Advanced" ? { trainingType: type, reservedBudgetInHours: 1 } : {};
+      const started = await call("POST", `/projects/${pid()}/train`, { query });
       await loadIterations();
       return started;
     });
@@ -609,6 +611,7 @@
       },
       h("th", { scope: "row", text: it.name }),
       h("td", {}, h("span", { className: `status ${it.status.toLowerCase()}`, "data-testid": "iteration-status", text: it.status })),
+      h("td", { "data-testid": "iteration-training-type", text: it.trainingType === "Advanced" ? "Advanced" : "Quick" }),
       h("td", { text: when(it.trainedAt) }),
       h("td", { "data-testid": "iteration-publish-name", text: it.publishName || "–" }),
       h("td", { className: "actions" }, it.status === "Completed"
