@@ -3,11 +3,13 @@
 Against a running Loupe (`make up`; reads `.loupe/env` or LOUPE_ENDPOINT / LOUPE_TRAINING_KEY),
 through the public REST API: uploads N Fashion-MNIST images for each of K classes, then times
 `POST …/train` → iteration `Completed` (all features new), then adds a few images and times the
-retraining (features of unchanged images come from the cache), and finally classifies held-out
-images through the prediction API to report accuracy beside the iteration's reported
-precision/recall.
+retraining (features of unchanged images come from the cache), then an Advanced training of the
+same images (`forceTrain`; features cached, so this is the hidden-layer head's own time), and
+finally classifies held-out images through the prediction API with both to report accuracy
+beside each iteration's reported precision/recall.
 
 Usage: python bench/train_latency.py [--n 30] [--classes 10] [--extra 3] [--test-per-class 30]
+                                     [--no-advanced]
 Writes bench/results/train_latency.json.
 """
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main() -> int:
     parser.add_argument("--test-per-class", type=int, default=30)
     parser.add_argument("--seed", type=int, default=2100)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/train_latency.json")
+    parser.add_argument("--no-advanced", dest="advanced", action="store_false")
     args = parser.parse_args()
     env = _env()
     base = env["LOUPE_ENDPOINT"].rstrip("/")
@@ -87,9 +90,9 @@ def main() -> int:
     for c, tag in enumerate(tags):
         upload(by_class[c][: args.n], tag)
 
-    def train_once():
+    def train_once(**params):
         started = time.perf_counter()
-        it = call("POST", f"/projects/{pid}/train")
+        it = call("POST", f"/projects/{pid}/train", params=params)
         while it["status"] == "Training":
             time.sleep(0.15)  # stays under the default 10 requests/s per key
             it = call("GET", f"/projects/{pid}/iterations/{it['id']}")
@@ -99,24 +102,39 @@ def main() -> int:
     for c, tag in enumerate(tags[: args.extra]):
         upload(by_class[c][args.n: args.n + 1], tag)
     second, second_s = train_once()
-    perf = call("GET", f"/projects/{pid}/iterations/{second['id']}/performance", params={"threshold": 0.5})
-    call("POST", f"/projects/{pid}/iterations/{second['id']}/publish",
-         params={"publishName": "bench", "predictionId": env["LOUPE_PREDICTION_RESOURCE_ID"]})
     test = load_fashion_mnist("test", classes, args.test_per_class, seed=4343)
     predict_http = requests.Session()
     predict_http.headers["Prediction-Key"] = env["LOUPE_PREDICTION_KEY"]
-    right, latencies = 0, []
-    for img, label in test:
-        time.sleep(0.11)  # paced under the rate limit, so no latency includes a throttling wait
-        t0 = time.perf_counter()
-        resp = _request(predict_http, "POST", f"{base}{PREDICTION}/{pid}/classify/iterations/bench/image/nostore",
-                        data=img, headers={"Content-Type": "application/octet-stream"})
-        latencies.append(time.perf_counter() - t0)
-        resp.raise_for_status()
-        best = max(resp.json()["predictions"], key=lambda p: p["probability"])
-        right += best["tagName"] == f"class{label}"
+
+    def evaluate(iteration: dict, name: str):
+        perf = call("GET", f"/projects/{pid}/iterations/{iteration['id']}/performance", params={"threshold": 0.5})
+        call("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
+             params={"publishName": name, "predictionId": env["LOUPE_PREDICTION_RESOURCE_ID"]})
+        right, latencies = 0, []
+        for img, label in test:
+            time.sleep(0.11)  # paced under the rate limit, so no latency includes a throttling wait
+            t0 = time.perf_counter()
+            resp = _request(predict_http, "POST", f"{base}{PREDICTION}/{pid}/classify/iterations/{name}/image/nostore",
+                            data=img, headers={"Content-Type": "application/octet-stream"})
+            latencies.append(time.perf_counter() - t0)
+            resp.raise_for_status()
+            best = max(resp.json()["predictions"], key=lambda p: p["probability"])
+            right += best["tagName"] == f"class{label}"
+        latencies.sort()
+        return perf, right, latencies
+
+    perf, right, latencies = evaluate(second, "bench")
+    advanced = {}
+    if args.advanced:
+        third, third_s = train_once(trainingType="Advanced", reservedBudgetInHours=1, forceTrain="true")
+        adv_perf, adv_right, _ = evaluate(third, "bench-advanced")
+        advanced = {
+            "advanced_seconds_features_cached": round(third_s, 2), "advanced_status": third["status"],
+            "advanced_test_accuracy": round(adv_right / len(test), 3),
+            "advanced_reported_precision": round(adv_perf["precision"], 3),
+            "advanced_reported_recall": round(adv_perf["recall"], 3),
+        }
     call("DELETE", f"/projects/{pid}")
-    latencies.sort()
     result = {
         "through": "real services (REST API of a running stack)",
         "images": args.n * args.classes,
@@ -126,12 +144,18 @@ def main() -> int:
         "reported_precision": round(perf["precision"], 3), "reported_recall": round(perf["recall"], 3),
         "predict_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
         "predict_p90_ms": round(1000 * latencies[int(len(latencies) * 0.9)], 1),
+        **advanced,
     }
     print(f"| images | train (s) | retrain +{args.extra} (s) | test acc | CV precision | CV recall | predict p50/p90 (ms) |")
     print("|---|---|---|---|---|---|---|")
     print(f"| {result['images']} | {result['first_training_seconds']} | {result['retraining_seconds']} | "
           f"{result['test_accuracy']} | {result['reported_precision']} | {result['reported_recall']} | "
           f"{result['predict_p50_ms']}/{result['predict_p90_ms']} |")
+    if advanced:
+        print(f"\nAdvanced (same {result['images'] + args.extra} images, features cached): "
+              f"{advanced['advanced_seconds_features_cached']} s, {advanced['advanced_status']}, test acc "
+              f"{advanced['advanced_test_accuracy']}, CV precision {advanced['advanced_reported_precision']}, "
+              f"CV recall {advanced['advanced_reported_recall']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
