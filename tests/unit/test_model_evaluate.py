@@ -95,7 +95,7 @@ def test_cross_validation_never_predicts_with_a_head_that_saw_the_image(monkeypa
 
     monkeypatch.setattr(evaluate, "fit_layers", spy)
     ev = cross_validate(features, labels, False, seed=3)
-    assert len(seen_by_head) == ev.num_folds == 10  # a small project: up to 10 folds
+    assert len(seen_by_head) == ev.num_folds == 10  # under 20 images in a tag: up to 10 folds
     for fold, seen in enumerate(seen_by_head):
         held_out = set(np.flatnonzero(ev.folds == fold).tolist())
         assert held_out and not (held_out & seen)
@@ -140,14 +140,18 @@ def test_fold_count_follows_the_rarest_tag():
     assert choose_num_folds(np.eye(2)[[0] * 20 + [1] * 30], max_folds=10) == 10
 
 
-def test_fold_cap_depends_on_project_size_and_head_kind():
-    assert max_folds_for(300, LINEAR) == 10 and max_folds_for(1000, LINEAR) == 10
-    assert max_folds_for(1001, LINEAR) == 5  # linear fits get slower with many images
-    assert max_folds_for(100, MLP) == 5  # each hidden-layer fit takes seconds
-    labels = np.eye(2)[[0, 1] * 15]
+def test_fold_cap_depends_on_images_per_tag_project_size_and_head_kind():
+    def labels(per_tag: int, tags: int = 3) -> np.ndarray:
+        return np.eye(tags)[np.repeat(np.arange(tags), per_tag)]
+
+    assert max_folds_for(labels(10), LINEAR) == 10  # steep part of the learning curve
+    assert max_folds_for(labels(19), LINEAR) == 10 and max_folds_for(labels(20), LINEAR) == 5
+    assert max_folds_for(labels(10, tags=101), LINEAR) == 5  # 1010 images: fits get slower
+    assert max_folds_for(labels(10), MLP) == 5  # each hidden-layer fit takes seconds
     features = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
-    assert cross_validate(features, labels, False, seed=0).num_folds == 10
-    assert cross_validate(features, labels, False, seed=0, kind=MLP).num_folds == 5
+    two = np.eye(2)[[0, 1] * 15]
+    assert cross_validate(features, two, False, seed=0).num_folds == 10
+    assert cross_validate(features, two, False, seed=0, kind=MLP).num_folds == 5
 
 
 def test_multilabel_folds_spread_every_tag():
