@@ -11,7 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from loupe_model.head import MULTICLASS, MULTILABEL, Head, train_head
+from loupe_model.head import LINEAR, MLP, MULTICLASS, MULTILABEL, Head, train_head
 
 D = 64
 
@@ -133,17 +133,20 @@ def test_shape_checks():
         train_head(x, one_hot(y, 2), False, 0, ids, names, "no-such-backbone")
 
 
-def test_applying_a_head_needs_neither_torch_nor_sklearn(tmp_path):
+@pytest.mark.parametrize("kind", [LINEAR, MLP])
+def test_applying_a_head_needs_neither_torch_nor_sklearn(tmp_path, kind):
     x, y = clusters(4, 2, seed=12)
-    head = train_multiclass(x, y, 2)
+    ids, names = tags(2)
+    head = train_head(x, one_hot(y, 2), False, 0, ids, names, "lite0", kind=kind)
     (tmp_path / "head.npz").write_bytes(head.to_bytes())
     np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "want.npy", head.predict_proba(x))
     code = (
         "import sys, numpy as np\n"
         "from loupe_model.head import Head\n"
         f"h = Head.from_bytes(open({str(tmp_path / 'head.npz')!r}, 'rb').read())\n"
         f"p = h.predict_proba(np.load({str(tmp_path / 'x.npy')!r}))\n"
-        "assert p.shape == (8, 2)\n"
+        f"assert h.kind == {kind!r} and np.array_equal(p, np.load({str(tmp_path / 'want.npy')!r}))\n"
         "heavy = [m for m in ('torch', 'sklearn', 'onnxruntime') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )

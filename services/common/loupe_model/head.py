@@ -235,6 +235,39 @@ class Head:
         )
 
 
+def constant_logits(labels: np.ndarray, multilabel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The logits of tags no classifier can learn, and the tags that can be learnt.
+
+    - Multilabel: a tag on no (or every) image cannot be separated; it predicts its smoothed
+      frequency for every image. The others are learnt.
+    - Multiclass: a tag without images gets `_ABSENT_CLASS_LOGIT` (never the answer, yet a finite
+      probability); with a single tag present it is the answer (logit 0) and nothing is
+      learnt; otherwise the present tags are learnt.
+
+    Args:
+        labels: (N, T) 0/1.
+        multilabel: per-tag sigmoid (else softmax).
+
+    Returns:
+        (float64 (T,) biases, with those of learnt tags 0; sorted int array of learnt columns).
+    """
+    labels = np.asarray(labels)
+    n, t = labels.shape
+    bias = np.zeros(t, dtype=np.float64)
+    if multilabel:
+        positives = (labels > 0.5).sum(axis=0)
+        learnable = (positives > 0) & (positives < n)
+        p = (positives[~learnable] + 0.5) / (n + 1.0)
+        bias[~learnable] = np.log(p / (1.0 - p))
+        return bias, np.flatnonzero(learnable)
+    present = np.unique(labels.argmax(axis=1))
+    bias[:] = _ABSENT_CLASS_LOGIT
+    bias[present] = 0.0
+    if len(present) == 1:
+        return bias, present[:0]
+    return bias, present
+
+
 def _logistic(C: float, seed: int):
     from sklearn.linear_model import LogisticRegression
 
@@ -282,42 +315,28 @@ def _fit_linear(
         u, s, basis = np.linalg.svd(x, full_matrices=False)
         x = u * s
     weights = np.zeros((t, x.shape[1]), dtype=np.float64)
-    bias = np.zeros(t, dtype=np.float64)
+    bias, learn = constant_logits(labels, multilabel)
     with warnings.catch_warnings():
         # A head that has not fully converged after _MAX_ITER lbfgs steps is still a good
         # head; the warning would only make strict callers fail.
         warnings.simplefilter("ignore", ConvergenceWarning)
         if multilabel:
-            for j in range(t):
-                y = labels[:, j] > 0.5
-                positives = int(y.sum())
-                if positives == 0 or positives == n:
-                    # A tag on no (or every) training image cannot be separated; predict its
-                    # smoothed frequency for every image.
-                    p = (positives + 0.5) / (n + 1.0)
-                    bias[j] = np.log(p / (1.0 - p))
-                    continue
-                model = _logistic(C, seed).fit(x, y.astype(np.int64))
+            for j in learn:
+                model = _logistic(C, seed).fit(x, (labels[:, j] > 0.5).astype(np.int64))
                 weights[j] = model.coef_[0]
                 bias[j] = model.intercept_[0]
-        else:
-            y = labels.argmax(axis=1)
-            present = np.unique(y)
-            bias[:] = _ABSENT_CLASS_LOGIT
-            if len(present) == 1:
-                bias[present[0]] = 0.0
+        elif len(learn):
+            model = _logistic(C, seed).fit(x, labels.argmax(axis=1))
+            classes = model.classes_
+            if len(classes) == 2:
+                # scikit-learn fits one sigmoid for two classes; splitting it evenly
+                # gives the softmax with identical probabilities.
+                w, b = model.coef_[0], model.intercept_[0]
+                weights[classes[0]], bias[classes[0]] = -w / 2, -b / 2
+                weights[classes[1]], bias[classes[1]] = w / 2, b / 2
             else:
-                model = _logistic(C, seed).fit(x, y)
-                classes = model.classes_
-                if len(classes) == 2:
-                    # scikit-learn fits one sigmoid for two classes; splitting it evenly
-                    # gives the softmax with identical probabilities.
-                    w, b = model.coef_[0], model.intercept_[0]
-                    weights[classes[0]], bias[classes[0]] = -w / 2, -b / 2
-                    weights[classes[1]], bias[classes[1]] = w / 2, b / 2
-                else:
-                    weights[classes] = model.coef_
-                    bias[classes] = model.intercept_
+                weights[classes] = model.coef_
+                bias[classes] = model.intercept_
     if basis is not None:
         weights = weights @ basis
     return weights.astype(np.float32), bias.astype(np.float32)

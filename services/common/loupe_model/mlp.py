@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .head import Layers, l2_normalize
+from .head import Layers, constant_logits, l2_normalize
 
 HIDDEN = 1024
 STEPS = 300
@@ -32,7 +32,6 @@ LABEL_SMOOTHING = 0.1
 # Floor of a dimension's standard deviation, relative to the mean one: a dimension (almost)
 # constant over a few training images must not blow up a new image's hidden activations.
 _SD_FLOOR = 0.1
-_ABSENT_CLASS_LOGIT = -20.0
 
 
 def device() -> str:
@@ -53,9 +52,8 @@ def fit_mlp(
 ) -> Layers:
     """Trains the hidden-layer head.
 
-    Tags that cannot be learnt get constant logits, as in `head.fit_linear`: a multiclass tag
-    without images is never the answer; a multilabel tag on no (or every) image predicts its
-    smoothed frequency.
+    Tags that cannot be learnt get constant logits, as in `head.fit_linear`
+    (`head.constant_logits`).
 
     Args:
         features: raw embeddings (N, D).
@@ -81,22 +79,11 @@ def fit_mlp(
     z = (x - mean) / sd
 
     out_weights = np.zeros((t, hidden), dtype=np.float64)
-    out_bias = np.zeros(t, dtype=np.float64)
+    out_bias, learn = constant_logits(labels, multilabel)
     if multilabel:
-        positives = (labels > 0.5).sum(axis=0)
-        learn = np.flatnonzero((positives > 0) & (positives < n))
-        for j in np.setdiff1d(np.arange(t), learn):
-            p = (positives[j] + 0.5) / (n + 1.0)
-            out_bias[j] = np.log(p / (1.0 - p))
         targets = labels[:, learn] * (1.0 - LABEL_SMOOTHING) + LABEL_SMOOTHING / 2.0
     else:
-        y = labels.argmax(axis=1)
-        learn = np.unique(y)
-        out_bias[:] = _ABSENT_CLASS_LOGIT
-        if len(learn) == 1:
-            out_bias[learn[0]] = 0.0
-            learn = learn[:0]
-        targets = np.searchsorted(learn, y)
+        targets = np.searchsorted(learn, labels.argmax(axis=1))
 
     dim = x.shape[1]
     if len(learn) == 0:
