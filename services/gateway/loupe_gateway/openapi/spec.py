@@ -278,7 +278,9 @@ OPERATIONS: dict[str, dict[str, Op]] = {
         query=(Param("a"), Param("exp", "integer"), Param("sig")))},
     # --- training: iterations ---
     T + "iterations.train_project": {"POST": Op(
-        "Queue training", body="TrainingParameters", response="Iteration", sdk="train_project",
+        "Queue training. Regular: a linear head on frozen features, in seconds. Advanced: a "
+        "hidden-layer head when every tag has at least 20 images (else the linear one), within "
+        "reservedBudgetInHours", body="TrainingParameters", response="Iteration", sdk="train_project",
         query=(Param("trainingType", "Regular|Advanced"),
                Param("reservedBudgetInHours", "integer"), Param("forceTrain", "boolean"),
                Param("notificationEmailAddress")))},
