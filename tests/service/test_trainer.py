@@ -194,6 +194,8 @@ def test_advanced_training_over_its_budget_trains_the_regular_head_and_says_so(b
     assert _run(metadata, storage, embedder, pid, iid, events).status == "Completed"
     assert _head(storage, pid, iid).kind == LINEAR
     assert events[-1].stage == "completed" and "budget" in events[-1].message
+    percents = [e.percent for e in events]
+    assert percents == sorted(percents)  # the fallback does not move the progress bar back
 
 
 

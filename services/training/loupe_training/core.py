@@ -9,12 +9,12 @@ gets NotFound, and the job stops without writing an artifact (an artifact alread
 FinishIteration finds the row gone is deleted). The job's offset is then committed.
 
 Training types: `Regular` fits a linear head on the frozen multi-scale features (seconds);
-`Advanced` fits a head with a hidden layer (`loupe_model.mlp`, about 10 s per fit on 2 CPU
+`Advanced` fits a head with a hidden layer (`loupe_model.mlp`, about 12 s per fit on 2 CPU
 cores, six fits with the cross-validation) when every tag has at least 20 images; with fewer
-the linear head is as accurate or better, so Advanced fits that and says so. Both are served the same way (the head on the
-shared backbone's embedding). `reservedBudgetInHours` bounds an Advanced training: when the
-folds done so far show the hidden-layer head cannot finish within it, the job trains the Regular
-head instead and says so in its progress message. Fine-tuning the backbone was measured and did
+the linear head is as accurate or better, so Advanced fits that and says so. Both are served
+the same way (the head on the shared backbone's embedding). `reservedBudgetInHours` bounds an
+Advanced training: when the folds done so far show the hidden-layer head cannot finish within
+it, the job trains the Regular head instead and says so in its last progress message. Fine-tuning the backbone was measured and did
 not beat the frozen features at this budget (docs/design-notes.md), and TorchServe serves one
 shared backbone, so the budget goes to the head.
 """
@@ -280,7 +280,6 @@ class Trainer:
         except OverBudget as err:
             note = f"reserved budget too small for the Advanced head ({err}): trained the Regular head"
             log.info("iteration %s: %s", job.iteration_id, note)
-            self._progress(job, "evaluating", 82.0, started, note)
             head, evaluation = self._fit(job, feats, labels, multilabel, seed, tag_ids, tag_names,
                                          LINEAR, None, started)
         perf = performance(evaluation, 0.5, tag_ids, tag_names)
