@@ -28,7 +28,12 @@ def _start_trainer(live, name: str, port: int) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "loupe_training"], env=env, stdout=log, stderr=log)
 
 
-def _wait_owns_every_job_partition(port: int, timeout: float = 90.0) -> None:
+def _log_tail(live, name: str, lines: int = 40) -> str:
+    path = live.layout.logs / f"{name}.log"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _wait_owns_every_job_partition(port: int, log, timeout: float = 90.0) -> None:
     """Until the consumer group has given this trainer all of loupe.training.jobs."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -40,7 +45,7 @@ def _wait_owns_every_job_partition(port: int, timeout: float = 90.0) -> None:
                     return
             except grpc.RpcError:
                 pass  # still starting
-            assert time.monotonic() < deadline, "the trainer never got the job partitions"
+            assert time.monotonic() < deadline, f"the trainer never got the job partitions; its log:\n{log()}"
             time.sleep(0.2)
 
 
@@ -74,7 +79,8 @@ def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
             mine = [img for img, label in images if label == position]
             api.upload_files(pid, mine[:60], tag["id"])
         account = metadata.ResolveKey(mpb.ResolveKeyRequest(key=api.training_key)).account_id
-        _wait_owns_every_job_partition(victim_port)
+        _wait_owns_every_job_partition(
+            victim_port, lambda: _log_tail(live, "trainer-victim") + "\n--- stack trainer:\n" + _log_tail(live, "training"))
         iteration = api.train("POST", f"/projects/{pid}/train")
         iid = iteration["id"]
 
