@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .head import DEFAULT_C, LINEAR, activate, fit_layers
+from .head import DEFAULT_C, LINEAR, activate, fit_layers, rarest_tag_count
 
 MAX_FOLDS = 5
 # Linear heads get up to 10 folds where the learning curve is steep (fewer than
@@ -108,11 +108,9 @@ class Evaluation:
 def max_folds_for(labels: np.ndarray, kind: str = LINEAR) -> int:
     """The fold cap: `STEEP_MAX_FOLDS` for a linear head on a small project whose rarest tag
     has fewer than `STEEP_IMAGES_PER_TAG` images, else `MAX_FOLDS`."""
-    labels = np.asarray(labels) > 0.5
-    counts = labels.sum(axis=0)
-    counts = counts[counts > 0]
-    rarest = int(counts.min()) if counts.size else 0
-    if kind == LINEAR and labels.shape[0] <= SMALL_PROJECT_IMAGES and rarest < STEEP_IMAGES_PER_TAG:
+    labels = np.asarray(labels)
+    if (kind == LINEAR and labels.shape[0] <= SMALL_PROJECT_IMAGES
+            and rarest_tag_count(labels) < STEEP_IMAGES_PER_TAG):
         return STEEP_MAX_FOLDS
     return MAX_FOLDS
 
@@ -124,9 +122,7 @@ def choose_num_folds(labels: np.ndarray, max_folds: int = MAX_FOLDS) -> int:
     at the rarest tag's count keeps every tag in every training split when possible.
     """
     labels = np.asarray(labels)
-    counts = (labels > 0.5).sum(axis=0)
-    counts = counts[counts > 0]
-    rarest = int(counts.min()) if counts.size else labels.shape[0]
+    rarest = rarest_tag_count(labels) or labels.shape[0]
     return int(max(2, min(max_folds, rarest, labels.shape[0])))
 
 

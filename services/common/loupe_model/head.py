@@ -57,6 +57,13 @@ def l2_normalize(features: np.ndarray) -> np.ndarray:
     return features / np.maximum(norms, 1e-12)
 
 
+def rarest_tag_count(labels: np.ndarray) -> int:
+    """Images of the tag with the fewest, among tags with any (0 when no tag has one)."""
+    counts = (np.asarray(labels) > 0.5).sum(axis=0)
+    counts = counts[counts > 0]
+    return int(counts.min()) if counts.size else 0
+
+
 def activate(logits: np.ndarray, multilabel: bool) -> np.ndarray:
     """Logits (N, T) -> probabilities: per-tag sigmoid (multilabel) or row softmax."""
     z = np.asarray(logits, dtype=np.float64)
@@ -176,14 +183,14 @@ class Head:
             "backbone": self.backbone,
             "image_size": int(self.image_size),
         }
+        if hidden:
+            meta["hidden_activation"] = "relu"
         arrays = {
             "weights": np.asarray(self.weights, dtype=np.float32),
             "bias": np.asarray(self.bias, dtype=np.float32),
             "meta": np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8),
         }
         if hidden:
-            meta["hidden_activation"] = "relu"
-            arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
             arrays["hidden_weights"] = np.asarray(self.hidden_weights, dtype=np.float32)
             arrays["hidden_bias"] = np.asarray(self.hidden_bias, dtype=np.float32)
         buf = io.BytesIO()

@@ -88,7 +88,7 @@ def fit_mlp(
     dim = x.shape[1]
     if len(learn) == 0:
         # Nothing to separate: a zero hidden layer and constant logits.
-        return Layers(out_weights[:, :hidden].astype(np.float32), out_bias.astype(np.float32),
+        return Layers(out_weights.astype(np.float32), out_bias.astype(np.float32),
                       np.zeros((hidden, dim), dtype=np.float32), np.zeros(hidden, dtype=np.float32))
 
     on = on or device()

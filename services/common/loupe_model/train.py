@@ -15,7 +15,7 @@ import numpy as np
 
 from .backbone import DEFAULT_BACKBONE, EmbedderLike, embed_images, get_backbone
 from .evaluate import Evaluation, cross_validate
-from .head import DEFAULT_C, LINEAR, MLP, Head, train_head
+from .head import DEFAULT_C, LINEAR, MLP, Head, rarest_tag_count, train_head
 
 # Share of the overall progress per stage: feature extraction dominates the run time
 # (about 5-12 ms per image against well under a second for all head fits).
@@ -36,9 +36,7 @@ def advanced_head_kind(labels: np.ndarray) -> tuple[str, str]:
         (`head.MLP`, "") when every tag with images has at least `MLP_MIN_IMAGES_PER_TAG`,
         else (`head.LINEAR`, reason).
     """
-    counts = (np.asarray(labels) > 0.5).sum(axis=0)
-    counts = counts[counts > 0]
-    fewest = int(counts.min()) if counts.size else 0
+    fewest = rarest_tag_count(labels)
     if fewest >= MLP_MIN_IMAGES_PER_TAG:
         return MLP, ""
     return LINEAR, (f"a tag has {fewest} images, fewer than the {MLP_MIN_IMAGES_PER_TAG} the "
