@@ -49,6 +49,7 @@ from loupe_common.errors import NotFound  # noqa: E402
 from loupe_model.backbone import FINAL_DIM, embed_images, get_backbone, make_embedder  # noqa: E402
 from loupe_model.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist  # noqa: E402
 from loupe_model.head import DEFAULT_C, Head, fit_linear, l2_normalize  # noqa: E402
+from loupe_model.mlp import device as head_device  # noqa: E402
 from loupe_training.core import BACKBONE, Trainer, feature_key  # noqa: E402
 
 DEFAULT_OUT = REPO / "bench" / "results" / "fewshot.json"
@@ -290,8 +291,11 @@ def run(args: argparse.Namespace) -> dict:
             "code_path": "loupe_training.core.Trainer.run_job with in-memory metadata/storage stand-ins",
             "backbone": spec.feature_id, "image_size": spec.image_size, "feature_dim": spec.feature_dim,
             "threads": args.threads, "advanced": bool(args.advanced),
+            # Where the hidden-layer head trains (CUDA when present, bf16 autocast there).
+            "advanced_head_device": head_device(),
         },
-        "machine": {"cpus": _cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": {"cpus": _cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+                    "gpu": _gpu_name()},
         "startup_seconds": startup_seconds,
         "test_embed_ms_per_image": 1000.0 * test_embed_seconds / max(len(test), 1),
         "peak_rss_mb_after_training": peak_rss_train_mb,
@@ -311,6 +315,12 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+
+
 def report(result: dict) -> str:
     """The markdown the benchmark prints."""
     p, s = result["protocol"], result["summary"]
@@ -321,7 +331,11 @@ def report(result: dict) -> str:
         f"train split, accuracy on {p['test_per_class']} test images per class, mean of {p['draws']} draw(s).",
         f"Loupe numbers come from {p['code_path']} (the trainer's own code path; no network hops).",
         f"Backbone {p['backbone']} at {p['image_size']} px, {p['feature_dim']}-d embedding, "
-        f"{p['threads']} ONNX Runtime threads, {result['machine']['cpus']} CPUs.",
+        f"{p['threads']} ONNX Runtime threads, {result['machine']['cpus']} CPUs"
+        + (f", GPU {result['machine']['gpu']}" if result["machine"].get("gpu") else ", no GPU")
+        + (f"; the Advanced head trains on {p['advanced_head_device']}"
+           + (" (bf16 mixed precision)" if p["advanced_head_device"] == "cuda" else "")
+           if p.get("advanced") else "") + ".",
         "",
         "| method | " + " | ".join(f"N={n}" for n in ns) + f" | train time, N={last} |",
         "|---|" + "---|" * len(ns) + "---|",

@@ -83,6 +83,23 @@ def test_from_bytes_rejects_a_hidden_layer_that_does_not_fit():
         Head.from_bytes(head.to_bytes())
 
 
+def test_mixed_precision_path_learns_the_same_classes():
+    # The bf16 autocast path that CUDA takes by default, run on the CPU (CI has no GPU): the same
+    # predictions within noise, not the same bits; off by default on the CPU.
+    x, y = clusters(12, 4, seed=3, spread=1.5)
+    labels = np.eye(4, dtype=np.float32)[y]
+    tx, ty = clusters(25, 4, seed=4, spread=1.5)
+    fp32 = fit_mlp(x, labels, False, seed=0, steps=100, on="cpu", mixed_precision=False)
+    bf16 = fit_mlp(x, labels, False, seed=0, steps=100, on="cpu", mixed_precision=True)
+    default = fit_mlp(x, labels, False, seed=0, steps=100, on="cpu")
+    assert np.array_equal(default.hidden_weights, fp32.hidden_weights)
+    assert not np.array_equal(bf16.hidden_weights, fp32.hidden_weights)
+    assert bf16.hidden_weights.dtype == np.float32
+    p32, p16 = fp32.logits(tx).argmax(1), bf16.logits(tx).argmax(1)
+    assert (p32 == ty).mean() >= 0.9 and (p16 == ty).mean() >= 0.9
+    assert (p32 == p16).mean() >= 0.95
+
+
 def test_same_inputs_and_seed_give_the_same_head_and_another_seed_does_not():
     x, y = clusters(8, 3, seed=5, spread=2.0)
     labels = np.eye(3, dtype=np.float32)[y]
