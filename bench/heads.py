@@ -8,9 +8,14 @@ the benchmark does not grade the data the design was tuned on.
   Lite0 multi-scale features: test accuracy, cross-validated accuracy, seconds per training.
 - `folds`: how well the cross-validated accuracy of the linear head predicts the test accuracy
   with 5 folds and with 10 (mean and RMS error over draws).
+- `devices`: the hidden-layer head (`fit_mlp` alone, final fit) over several initialisation
+  seeds on each device there is: the CPU in fp32, and CUDA in bf16 autocast and in fp32 when a
+  GPU is present. Test accuracy and seconds per fit. This one uses the *bench* draws of
+  bench/fewshot.py (train seeds 2000+, test seed 4242), to explain its GPU and CPU rows.
 
 Usage: python bench/heads.py heads [--n 30] [--draws 3]
        python bench/heads.py folds [--n 10] [--draws 8]
+       python bench/heads.py devices [--n 30] [--draws 3] [--seeds 4] [--threads 2]
 """
 
 from __future__ import annotations
@@ -29,10 +34,13 @@ from loupe_model.backbone import embed_images, get_backbone, make_embedder  # no
 from loupe_model.datasets import load_fashion_mnist  # noqa: E402
 from loupe_model.evaluate import cross_validate  # noqa: E402
 from loupe_model.head import LINEAR, MLP, fit_linear, l2_normalize  # noqa: E402
+from loupe_model.mlp import fit_mlp  # noqa: E402
 from loupe_model.train import fit_quick  # noqa: E402
 
 DESIGN_TRAIN_SEED = 1000
 DESIGN_TEST_SEED = 777
+BENCH_TRAIN_SEED = 2000  # bench/fewshot.py's draws
+BENCH_TEST_SEED = 4242
 CLASSES = list(range(10))
 
 
@@ -83,20 +91,59 @@ def folds(args, embedder, test_x, test_y) -> None:
         print(f"| {k} | {e.mean():+.3f} | {np.sqrt((e ** 2).mean()):.3f} | {np.abs(e).max():.3f} |")
 
 
+def devices(args, embedder, test_x, test_y) -> None:
+    import torch
+
+    variants = [("cpu", False)] + ([("cuda", True), ("cuda", False)] if torch.cuda.is_available() else [])
+    rows: dict[tuple[str, bool], list[tuple[int, float, float]]] = {v: [] for v in variants}
+    for seed in range(BENCH_TRAIN_SEED, BENCH_TRAIN_SEED + args.draws):
+        # fewshot.py draws N+1 per class and trains on the first N of each class.
+        pool = load_fashion_mnist("train", CLASSES, args.n + 1, seed=seed)
+        items = [item for i, item in enumerate(pool) if i % (args.n + 1) < args.n]
+        x = embed_images(embedder, [b for b, _ in items])
+        labels = np.eye(len(CLASSES))[[y for _, y in items]]
+        for on, bf16 in variants:
+            for init in range(args.seeds):
+                if on == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                layers = fit_mlp(x, labels, False, init, on=on, mixed_precision=bf16)
+                seconds = time.perf_counter() - start
+                accuracy = float((layers.logits(test_x).argmax(1) == test_y).mean())
+                rows[(on, bf16)].append((seed, accuracy, seconds))
+                print(f"draw {seed} {on} {'bf16' if bf16 else 'fp32'} seed {init} test {accuracy:.4f} "
+                      f"{seconds:.2f} s", flush=True)
+    gpu = f" ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else ""
+    print(f"\nN={args.n}, bench draws {BENCH_TRAIN_SEED}+ x {args.draws}, {args.seeds} seeds each, "
+          f"{len(test_y)} test images{gpu}")
+    print("| device, precision | mean accuracy | per draw (mean over seeds) | seed sd | median s per fit |")
+    print("|---|---|---|---|---|")
+    for (on, bf16), r in rows.items():
+        draws = sorted({d for d, _, _ in r})
+        per_draw = [np.mean([a for d, a, _ in r if d == draw]) for draw in draws]
+        sd = np.mean([np.std([a for d, a, _ in r if d == draw], ddof=1) for draw in draws]) if args.seeds > 1 else 0.0
+        print(f"| {on}, {'bf16' if bf16 else 'fp32'} | {np.mean([a for _, a, _ in r]):.4f} | "
+              + " / ".join(f"{a:.4f}" for a in per_draw)
+              + f" | {sd:.4f} | {np.median([s for _, _, s in r]):.2f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("heads", "folds"))
+    parser.add_argument("what", choices=("heads", "folds", "devices"))
     parser.add_argument("--n", type=int, default=None, help="images per class (30 heads, 10 folds)")
     parser.add_argument("--draws", type=int, default=None, help="draws (3 heads, 8 folds)")
     parser.add_argument("--test-per-class", type=int, default=300)
+    parser.add_argument("--seeds", type=int, default=4, help="initialisation seeds (devices)")
+    parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
     args = parser.parse_args(argv)
-    args.n = args.n or (30 if args.what == "heads" else 10)
-    args.draws = args.draws or (3 if args.what == "heads" else 8)
-    embedder = make_embedder(get_backbone("lite0"), None, threads=2)
-    test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=DESIGN_TEST_SEED)
+    args.n = args.n or (10 if args.what == "folds" else 30)
+    args.draws = args.draws or (8 if args.what == "folds" else 3)
+    embedder = make_embedder(get_backbone("lite0"), None, threads=args.threads)
+    test_seed = BENCH_TEST_SEED if args.what == "devices" else DESIGN_TEST_SEED
+    test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=test_seed)
     test_x = embed_images(embedder, [b for b, _ in test])
     test_y = np.array([y for _, y in test])
-    (heads if args.what == "heads" else folds)(args, embedder, test_x, test_y)
+    {"heads": heads, "folds": folds, "devices": devices}[args.what](args, embedder, test_x, test_y)
     return 0
 
 

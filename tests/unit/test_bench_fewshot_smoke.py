@@ -20,6 +20,8 @@ def test_fewshot_quick_runs_and_reports_sane_numbers(tmp_path, capsys):
     assert module.main(["--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "Trainer.run_job" in printed and "| method | N=5 |" in printed and "peak RSS" in printed
+    device = json.loads(out.read_text())["protocol"]["advanced_head_device"]
+    assert device in ("cpu", "cuda") and f"the Advanced head trains on {device}" in printed
     result = json.loads(out.read_text())
     s = result["summary"]["5"]
     # 3 classes: chance is 1/3; T-shirt, trouser and pullover are easy apart.
