@@ -6,10 +6,12 @@ through the public REST API: uploads N Fashion-MNIST images for each of K classe
 retraining (features of unchanged images come from the cache), then an Advanced training of the
 same images (`forceTrain`; features cached, so this is the hidden-layer head's own time), and
 finally classifies held-out images through the prediction API with both to report accuracy
-beside each iteration's reported precision/recall.
+beside each iteration's reported precision/recall. The trainer's peak resident memory (its
+`loupe_process_peak_rss_bytes` metric, since the process started) is read after the first
+training and after the Advanced one.
 
 Usage: python bench/train_latency.py [--n 30] [--classes 10] [--extra 3] [--test-per-class 30]
-                                     [--no-advanced]
+                                     [--no-advanced] [--trainer-metrics URL]
 Writes bench/results/train_latency.json.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import base64
 import json
 import os
+import re
 import sys
 import time
 import uuid
@@ -29,6 +32,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services/common"))
 
 from loupe_model.datasets import load_fashion_mnist  # noqa: E402
+
+sys.path.insert(0, str(REPO / "deploy/local"))
+from loupe_stack.layout import PORT_OFFSETS  # noqa: E402
 
 TRAINING = "/customvision/v3.3/training"
 PREDICTION = "/customvision/v3.0/prediction"
@@ -54,6 +60,25 @@ def _request(session: requests.Session, method: str, url: str, **kw) -> requests
         time.sleep(float(resp.headers.get("Retry-After", "1")))
 
 
+def _trainer_metrics_url(endpoint: str) -> str:
+    """The local stack's trainer /metrics, found from the gateway's port (see layout.py)."""
+    match = re.match(r"^(https?://[^/:]+):(\d+)", endpoint)
+    if not match:
+        return ""
+    port = int(match.group(2)) - PORT_OFFSETS["gateway"] + PORT_OFFSETS["training_metrics"]
+    return f"{match.group(1)}:{port}/metrics"
+
+
+def _peak_rss_mb(url: str) -> float | None:
+    """The trainer's peak RSS in MB, or None when its metrics cannot be read."""
+    try:
+        text = requests.get(url, timeout=5).text
+    except requests.RequestException:
+        return None
+    match = re.search(r"^loupe_process_peak_rss_bytes ([0-9.e+]+)$", text, re.MULTILINE)
+    return round(float(match.group(1)) / 2**20, 1) if match else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--n", type=int, default=30)
@@ -63,9 +88,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=2100)
     parser.add_argument("--out", type=Path, default=REPO / "bench/results/train_latency.json")
     parser.add_argument("--no-advanced", dest="advanced", action="store_false")
+    parser.add_argument("--trainer-metrics", default=None,
+                        help="the trainer's /metrics URL (default: the local stack's, from LOUPE_ENDPOINT)")
     args = parser.parse_args()
     env = _env()
     base = env["LOUPE_ENDPOINT"].rstrip("/")
+    metrics_url = args.trainer_metrics or env.get("LOUPE_TRAINER_METRICS") or _trainer_metrics_url(base)
     http = requests.Session()
     http.headers["Training-Key"] = env["LOUPE_TRAINING_KEY"]
 
@@ -99,6 +127,7 @@ def main() -> int:
         return it, time.perf_counter() - started
 
     first, first_s = train_once()
+    peak_first = _peak_rss_mb(metrics_url)
     for c, tag in enumerate(tags[: args.extra]):
         upload(by_class[c][args.n: args.n + 1], tag)
     second, second_s = train_once()
@@ -129,6 +158,7 @@ def main() -> int:
         third, third_s = train_once(trainingType="Advanced", reservedBudgetInHours=1, forceTrain="true")
         adv_perf, adv_right, _ = evaluate(third, "bench-advanced")
         advanced = {
+            "trainer_peak_rss_mb_after_advanced": _peak_rss_mb(metrics_url),
             "advanced_seconds_features_cached": round(third_s, 2), "advanced_status": third["status"],
             "advanced_test_accuracy": round(adv_right / len(test), 3),
             "advanced_reported_precision": round(adv_perf["precision"], 3),
@@ -144,6 +174,7 @@ def main() -> int:
         "reported_precision": round(perf["precision"], 3), "reported_recall": round(perf["recall"], 3),
         "predict_p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
         "predict_p90_ms": round(1000 * latencies[int(len(latencies) * 0.9)], 1),
+        "trainer_peak_rss_mb_after_first_training": peak_first,
         **advanced,
     }
     print(f"| images | train (s) | retrain +{args.extra} (s) | test acc | CV precision | CV recall | predict p50/p90 (ms) |")
@@ -156,6 +187,9 @@ def main() -> int:
               f"{advanced['advanced_seconds_features_cached']} s, {advanced['advanced_status']}, test acc "
               f"{advanced['advanced_test_accuracy']}, CV precision {advanced['advanced_reported_precision']}, "
               f"CV recall {advanced['advanced_reported_recall']}")
+    print(f"\nTrainer peak RSS since it started ({metrics_url}): "
+          f"{result['trainer_peak_rss_mb_after_first_training']} MB after the first training"
+          + (f", {advanced['trainer_peak_rss_mb_after_advanced']} MB after Advanced" if advanced else ""))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     return 0

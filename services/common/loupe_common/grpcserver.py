@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Histogram, start_http_server
 
+from loupe_common import procmetrics  # noqa: F401 - registers the process gauges
 from loupe_common.errors import ERROR_CODE_KEY, LoupeError
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ RPC_SECONDS = Histogram(
     "loupe_grpc_server_handling_seconds", "Time to handle a gRPC call", ["method"]
 )
 RPC_TOTAL = Counter("loupe_grpc_server_handled_total", "gRPC calls handled", ["method", "code"])
+
 
 
 class _Interceptor(grpc.ServerInterceptor):

@@ -6,6 +6,8 @@ import time
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from loupe_common import procmetrics  # noqa: F401 - registers the process gauges
+
 REQUESTS = Counter(
     "loupe_gateway_requests_total", "HTTP requests handled", ["method", "endpoint", "status"]
 )
