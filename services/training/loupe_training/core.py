@@ -25,6 +25,7 @@ import io
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,6 +87,10 @@ def training_seed(tset: mpb.GetTrainingSetResponse) -> int:
     parts += sorted(t.id for t in tset.tags)
     parts += sorted(f"{img.sha256}:{','.join(sorted(img.tag_ids))}" for img in tset.images)
     return seed_for("\n".join(parts))
+
+
+# Storage calls in flight at once while gathering a training set's features and images.
+STORAGE_CONCURRENCY = 8
 
 
 def feature_key(project_id: str, sha256: str) -> str:
@@ -196,35 +201,50 @@ class Trainer:
             log.warning("could not delete the unused artifact %s: %s", key, err)
 
     def _features(self, job, images, started) -> np.ndarray:
-        """Embeddings for the training images; cached per image and backbone in storage."""
+        """Embeddings for the training images; cached per image and backbone in storage.
+
+        The per-image storage calls (cache look-ups, image reads, cache writes) are issued
+        `STORAGE_CONCURRENCY` at a time: each is a small round trip, and one after another
+        they were most of a retraining's time.
+        """
         dim = self.embedder.feature_dim
         feats = np.zeros((len(images), dim), dtype=np.float32)
-        missing: list[int] = []
-        for i, img in enumerate(images):
+
+        def cached(img) -> np.ndarray | None:
             try:
                 raw = self.storage.GetObject(spb.GetObjectRequest(key=feature_key(job.project_id, img.sha256))).data
-                vec = np.load(io.BytesIO(raw), allow_pickle=False)
-                if vec.shape == (dim,):
-                    feats[i] = vec
-                    continue
             except NotFound:
-                pass
-            missing.append(i)
-        if missing:
-            data = [
-                self.storage.GetImage(spb.GetImageRequest(project_id=job.project_id, sha256=images[i].sha256)).data
-                for i in missing
-            ]
-            computed = embed_images(
-                self.embedder, data,
-                progress=lambda done, total: self._progress(job, "features", 80.0 * done / total, started),
-            )
-            for row, i in enumerate(missing):
-                feats[i] = computed[row]
-                buf = io.BytesIO()
-                np.save(buf, computed[row], allow_pickle=False)
-                self.storage.PutObject(spb.PutObjectRequest(
-                    key=feature_key(job.project_id, images[i].sha256), data=buf.getvalue()))
+                return None
+            vec = np.load(io.BytesIO(raw), allow_pickle=False)
+            return vec if vec.shape == (dim,) else None
+
+        missing: list[int] = []
+        with ThreadPoolExecutor(STORAGE_CONCURRENCY) as pool:
+            for i, vec in enumerate(pool.map(cached, images)):
+                if vec is None:
+                    missing.append(i)
+                else:
+                    feats[i] = vec
+            if missing:
+                data = list(pool.map(
+                    lambda i: self.storage.GetImage(
+                        spb.GetImageRequest(project_id=job.project_id, sha256=images[i].sha256)).data,
+                    missing))
+                computed = embed_images(
+                    self.embedder, data,
+                    progress=lambda done, total: self._progress(job, "features", 80.0 * done / total, started),
+                )
+                del data
+
+                def store(row: int) -> None:
+                    buf = io.BytesIO()
+                    np.save(buf, computed[row], allow_pickle=False)
+                    self.storage.PutObject(spb.PutObjectRequest(
+                        key=feature_key(job.project_id, images[missing[row]].sha256), data=buf.getvalue()))
+
+                for row, i in enumerate(missing):
+                    feats[i] = computed[row]
+                list(pool.map(store, range(len(missing))))
         log.info("features: %d cached, %d computed", len(images) - len(missing), len(missing))
         return feats
 
