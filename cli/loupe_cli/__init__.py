@@ -1,0 +1,1 @@
+"""`loupe`: a command-line client of Loupe's Custom Vision REST API (bin/loupe)."""

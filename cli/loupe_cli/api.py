@@ -1,0 +1,180 @@
+"""The REST calls the CLI makes: Custom Vision's training (v3.3) and prediction (v3.0) APIs."""
+from __future__ import annotations
+
+import base64
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+TRAINING = "/customvision/v3.3/training"
+PREDICTION = "/customvision/v3.0/prediction"
+# Custom Vision's limits for one upload call (the gateway enforces them too).
+MAX_BATCH_IMAGES = 64
+MAX_BATCH_BYTES = 24 * 1024 * 1024
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ENV_KEYS = ("LOUPE_ENDPOINT", "LOUPE_TRAINING_KEY", "LOUPE_PREDICTION_KEY", "LOUPE_PREDICTION_RESOURCE_ID")
+
+
+class ApiError(Exception):
+    """A refused call: Custom Vision's error code and message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(f"{code}: {message}" if code else message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Config:
+    endpoint: str
+    training_key: str
+    prediction_key: str = ""
+    prediction_resource_id: str = ""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`export KEY=value` / `KEY=value` lines (what `make up` writes to .loupe/env)."""
+    values = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def default_env_file() -> Path | None:
+    """$LOUPE_ENV_FILE, else ./.loupe/env, else the checkout's .loupe/env (make up's)."""
+    if os.environ.get("LOUPE_ENV_FILE"):
+        return Path(os.environ["LOUPE_ENV_FILE"])
+    for candidate in (Path.cwd() / ".loupe" / "env", Path(__file__).resolve().parents[2] / ".loupe" / "env"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(overrides: dict[str, str | None], env: dict[str, str] | None = None,
+                env_file: Path | None = None) -> Config:
+    """Flags first, then LOUPE_* environment variables, then the env file.
+
+    Raises:
+        ValueError: no endpoint or no training key anywhere.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in read_env_file(env_file).items() if k in ENV_KEYS})
+    values.update({k: env[k] for k in ENV_KEYS if env.get(k)})
+    values.update({k: v for k, v in overrides.items() if v})
+    missing = [k for k in ENV_KEYS[:2] if not values.get(k)]
+    if missing:
+        raise ValueError(f"missing {' and '.join(missing)}: pass --endpoint/--training-key, set the "
+                         "variables, or run `make up` (it writes .loupe/env)")
+    return Config(values["LOUPE_ENDPOINT"].rstrip("/"), values["LOUPE_TRAINING_KEY"],
+                  values.get("LOUPE_PREDICTION_KEY", ""), values.get("LOUPE_PREDICTION_RESOURCE_ID", ""))
+
+
+def image_files(paths: list[str]) -> list[Path]:
+    """Files named, plus the image files under directories named (sorted, recursive).
+
+    Raises:
+        FileNotFoundError: a path that does not exist.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {raw}")
+    return found
+
+
+def batches(files: list[Path], max_images: int = MAX_BATCH_IMAGES, max_bytes: int = MAX_BATCH_BYTES):
+    """Groups files into upload calls within the image-count and byte limits."""
+    batch: list[Path] = []
+    size = 0
+    for path in files:
+        n = path.stat().st_size
+        if batch and (len(batch) >= max_images or size + n > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(path)
+        size += n
+    if batch:
+        yield batch
+
+
+class Client:
+    """Raw HTTP against a Loupe (or Custom Vision) endpoint; retries 429 as the SDK does."""
+
+    def __init__(self, config: Config, timeout: float = 120.0):
+        self.config = config
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def _send(self, method: str, url: str, headers: dict[str, str], **kw) -> requests.Response:
+        while True:
+            resp = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
+            if resp.status_code != 429:
+                break
+            time.sleep(min(30.0, float(resp.headers.get("Retry-After") or 1)))
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+                error = body.get("error", body) if isinstance(body, dict) else {}
+                raise ApiError(resp.status_code, str(error.get("code", "")), str(error.get("message", resp.text)))
+            except ValueError:
+                raise ApiError(resp.status_code, "", f"HTTP {resp.status_code}: {resp.text[:300]}") from None
+        return resp
+
+    def train(self, method: str, path: str, **kw):
+        resp = self._send(method, self.config.endpoint + TRAINING + path,
+                          {"Training-Key": self.config.training_key}, **kw)
+        return resp.json() if resp.content else None
+
+    def predict(self, project_id: str, published_name: str, data: bytes, store: bool = True) -> dict:
+        if not self.config.prediction_key:
+            raise ValueError("no prediction key: pass --prediction-key or set LOUPE_PREDICTION_KEY")
+        path = f"{PREDICTION}/{project_id}/classify/iterations/{published_name}/image" + ("" if store else "/nostore")
+        resp = self._send("POST", self.config.endpoint + path,
+                          {"Prediction-Key": self.config.prediction_key,
+                           "Content-Type": "application/octet-stream"}, data=data)
+        return resp.json()
+
+    def project_id(self, name_or_id: str) -> str:
+        """A project's id from its id or its (unique) name.
+
+        Raises:
+            ApiError: no such project, or several with that name.
+        """
+        projects = self.train("GET", "/projects")
+        by_id = [p for p in projects if p["id"] == name_or_id]
+        if by_id:
+            return by_id[0]["id"]
+        named = [p for p in projects if p["name"] == name_or_id]
+        if len(named) == 1:
+            return named[0]["id"]
+        if named:
+            raise ApiError(400, "BadRequest", f"{len(named)} projects are named {name_or_id!r}: use the id")
+        raise ApiError(404, "NotFound", f"no project with id or name {name_or_id!r}")
+
+    def tag_id(self, project_id: str, name: str, create: bool = False) -> str:
+        for tag in self.train("GET", f"/projects/{project_id}/tags"):
+            if tag["name"] == name:
+                return tag["id"]
+        if not create:
+            raise ApiError(404, "NotFound", f"no tag named {name!r}")
+        return self.train("POST", f"/projects/{project_id}/tags", params={"name": name})["id"]
+
+    def upload(self, project_id: str, files: list[Path], tag_ids: list[str]) -> dict:
+        """One upload call (ImageCreateSummary); refused images come back with their status."""
+        body = {"images": [{"name": p.name, "contents": base64.b64encode(p.read_bytes()).decode()} for p in files]}
+        if tag_ids:
+            body["tagIds"] = tag_ids
+        return self.train("POST", f"/projects/{project_id}/images/files", json=body)
