@@ -30,7 +30,6 @@ RPC_SECONDS = Histogram(
 RPC_TOTAL = Counter("loupe_grpc_server_handled_total", "gRPC calls handled", ["method", "code"])
 
 
-
 class _Interceptor(grpc.ServerInterceptor):
     """Maps domain errors to gRPC status (+ Custom Vision code) and records metrics."""
 
