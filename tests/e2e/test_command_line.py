@@ -63,7 +63,7 @@ def test_cli_uploads_trains_with_progress_publishes_and_predicts(live_env, api, 
     progress = [line for line in err.splitlines() if line.startswith("[")]
     assert progress and progress[-1].startswith("[" + "#" * 30 + "] 100.0% completed"), err
     stages = {line.split("%", 1)[1].split()[0] for line in progress[:-1]}
-    assert stages and stages <= {"Queued", "loading", "features", "evaluating", "training", "saving"}, err
+    assert stages and stages <= {"queued", "loading", "features", "evaluating", "training", "saving"}, err
     assert "Completed" in out and "held-out performance at threshold 0.5: precision" in out
     assert all(f"\n{tag} " in out for tag in CLASSES.values())
     iteration_id = out.split("iteration ", 1)[1].split(":", 1)[0]

@@ -1098,7 +1098,7 @@ class MetadataCore:
                     "INSERT INTO iterations (id, project_id, name, status, domain_id,"
                     " classification_type, training_type, reserved_budget_in_hours,"
                     " progress_stage, training_fingerprint)"
-                    " VALUES (%s, %s, %s, 'Training', %s, %s, %s, %s, 'Queued', %s)",
+                    " VALUES (%s, %s, %s, 'Training', %s, %s, %s, %s, 'queued', %s)",
                     (
                         iteration_id,
                         pid,

@@ -97,6 +97,13 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "trainingType": "Regular|Advanced", "reservedBudgetInHours": "integer",
         "trainingTimeInMinutes": "integer", "publishName": "string",
         "originalPublishResourceId": "string", "trainingErrorDetails": "string",
+        "progress": "TrainingProgress",
+    },
+    # Loupe extension, present while an iteration trains: the stage, percent done and the
+    # trainer's estimate of the seconds left (null until it has one).
+    "TrainingProgress": {
+        "stage": "queued|loading|features|evaluating|training|saving",
+        "percent": "number", "etaSeconds": "number",
     },
     "TagPerformance": {
         "id": "uuid", "name": "string", "precision": "number",
