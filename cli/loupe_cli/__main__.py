@@ -35,10 +35,28 @@ def cmd_projects(client: Client, args) -> int:
     return 0
 
 
+def cmd_domains(client: Client, args) -> int:
+    rows = [[d["id"], d["name"], d["type"], "yes" if d.get("exportable") else "no"]
+            for d in client.train("GET", "/domains")]
+    _print_table(rows, ["ID", "NAME", "TYPE", "EXPORTABLE"])
+    return 0
+
+
+def _domain_id(client: Client, name_or_id: str) -> str:
+    domains = [d for d in client.train("GET", "/domains") if d["type"] == "Classification"]
+    for d in domains:
+        if name_or_id in (d["id"], d["name"]):
+            return d["id"]
+    raise ApiError(404, "NotFound", f"no classification domain {name_or_id!r}; known: "
+                   + ", ".join(repr(d["name"]) for d in domains))
+
+
 def cmd_create_project(client: Client, args) -> int:
     params = {"name": args.name, "classificationType": "Multilabel" if args.multilabel else "Multiclass"}
     if args.description:
         params["description"] = args.description
+    if args.domain:
+        params["domainId"] = _domain_id(client, args.domain)
     project = client.train("POST", "/projects", params=params)
     print(project["id"])
     return 0
@@ -171,6 +189,21 @@ def cmd_publish(client: Client, args) -> int:
     return 0
 
 
+def cmd_export(client: Client, args) -> int:
+    pid = client.project_id(args.project)
+    params = {"platform": args.platform}
+    if args.flavor:
+        params["flavor"] = args.flavor
+    export = client.train("POST", f"/projects/{pid}/iterations/{args.iteration}/export", params=params)
+    if export["status"] != "Done" or not export.get("downloadUri"):
+        print(f"export {export['status']}; try again later", file=sys.stderr)
+        return 1
+    out = args.output or Path(f"{args.iteration}.{export['platform'].lower()}.zip")
+    size = client.download(export["downloadUri"], out)
+    print(f"{out} ({size} bytes)")
+    return 0
+
+
 def cmd_predict(client: Client, args) -> int:
     pid = client.project_id(args.project)
     results = []
@@ -202,9 +235,11 @@ def parser() -> argparse.ArgumentParser:
         return p
 
     command("projects", cmd_projects, "list projects")
+    command("domains", cmd_domains, "list domains (a compact one makes iterations exportable)")
     p = command("create-project", cmd_create_project, "create a project; prints its id")
     p.add_argument("name")
     p.add_argument("--multilabel", action="store_true", help="several tags per image (default: one)")
+    p.add_argument("--domain", help='classification domain name or id, e.g. "General (compact)"')
     p.add_argument("--description")
     p = command("tags", cmd_tags, "list a project's tags with their image counts")
     p.add_argument("project", help="project id or name")
@@ -234,6 +269,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("iteration", help="iteration id")
     p.add_argument("name", help="publish name")
     p.add_argument("--prediction-resource", help="prediction resource id (default: LOUPE_PREDICTION_RESOURCE_ID)")
+    p = command("export", cmd_export, "export an iteration (compact domains) and download it")
+    p.add_argument("project", help="project id or name")
+    p.add_argument("iteration", help="iteration id")
+    p.add_argument("--platform", default="ONNX")
+    p.add_argument("--flavor", help="e.g. ONNX10 / ONNX12")
+    p.add_argument("-o", "--output", type=Path, help="file to write (default: <iteration>.<platform>.zip)")
     p = command("predict", cmd_predict, "classify images with a published iteration")
     p.add_argument("project", help="project id or name")
     p.add_argument("published_name")

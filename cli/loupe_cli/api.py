@@ -147,6 +147,20 @@ class Client:
                            "Content-Type": "application/octet-stream"}, data=data)
         return resp.json()
 
+    def download(self, url: str, path: Path) -> int:
+        """Saves a (signed) download URL to `path`, streamed; returns the bytes written."""
+        size = 0
+        with self.http.get(url, stream=True, timeout=self.timeout) as resp:
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, "", f"download failed: HTTP {resp.status_code}")
+            tmp = path.with_name(path.name + ".part")
+            with open(tmp, "wb") as f:
+                for chunk in resp.iter_content(1 << 20):
+                    f.write(chunk)
+                    size += len(chunk)
+            tmp.replace(path)
+        return size
+
     def project_id(self, name_or_id: str) -> str:
         """A project's id from its id or its (unique) name.
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -38,10 +39,14 @@ def test_cli_uploads_trains_with_progress_publishes_and_predicts(live_env, api, 
         path.rename(tmp_path / f"test-{path.parent.name}.png")
     (tmp_path / "trouser" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
 
+    code, out, _ = _cli(live_env, capsys, "domains")
+    assert code == 0 and "General (compact)" in out
     name = f"cli-{uuid.uuid4().hex[:6]}"
-    code, out, _ = _cli(live_env, capsys, "create-project", name)
+    code, out, _ = _cli(live_env, capsys, "create-project", name, "--domain", "General (compact)")
     assert code == 0
     pid = out.strip()
+    assert api.train("GET", f"/projects/{pid}")["settings"]["domainId"] == next(
+        d["id"] for d in api.train("GET", "/domains") if d["name"] == "General (compact)")
 
     for tag in CLASSES.values():
         code, out, err = _cli(live_env, capsys, "upload", name, str(tmp_path / tag), "--tag", tag)
@@ -83,8 +88,16 @@ def test_cli_uploads_trains_with_progress_publishes_and_predicts(live_env, api, 
     code, out, _ = _cli(live_env, capsys, "iterations", name)
     assert code == 0 and "Completed" in out and "cli-live" in out
 
+    model = tmp_path / "model.zip"
+    code, out, err = _cli(live_env, capsys, "export", name, iteration_id, "-o", str(model))
+    assert code == 0, err
+    with zipfile.ZipFile(model) as archive:
+        assert any(n.endswith(".onnx") for n in archive.namelist()), archive.namelist()
+
     code, _, err = _cli(live_env, capsys, "tags", f"no-such-{uuid.uuid4().hex[:6]}")
     assert code == 1 and "NotFound" in err
+    code, _, err = _cli(live_env, capsys, "create-project", "x", "--domain", "no such domain")
+    assert code == 1 and "General (compact)" in err
 
 
 def test_bin_loupe_runs_the_cli_from_the_checkout(live_env):
