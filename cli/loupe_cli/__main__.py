@@ -204,6 +204,39 @@ def cmd_export(client: Client, args) -> int:
     return 0
 
 
+def cmd_predictions(client: Client, args) -> int:
+    pid = client.project_id(args.project)
+    token: dict = {"maxCount": min(args.max_count, 256), "orderBy": "Newest"}
+    if args.iteration:
+        token["iterationId"] = args.iteration
+    rows = []
+    while len(rows) < args.max_count:
+        page = client.train("POST", f"/projects/{pid}/predictions/query", json=token)
+        for p in page["results"][: args.max_count - len(rows)]:
+            best = p["predictions"][0] if p["predictions"] else {"tagName": "", "probability": 0.0}
+            rows.append([p["id"], p["created"], best["tagName"], f"{best['probability']:.3f}"])
+        token = page["token"]
+        if not token.get("continuation") or not page["results"]:
+            break
+    _print_table(rows, ["PREDICTION", "CREATED", "TOP TAG", "PROBABILITY"])
+    return 0
+
+
+def cmd_add_predictions(client: Client, args) -> int:
+    pid = client.project_id(args.project)
+    tag_ids = [client.tag_id(pid, name, create=True) for name in args.tag]
+    refused = 0
+    for start in range(0, len(args.predictions), 64):
+        chunk = args.predictions[start:start + 64]
+        summary = client.train("POST", f"/projects/{pid}/images/predictions",
+                               json={"images": [{"id": i} for i in chunk], "tagIds": tag_ids})
+        for prediction_id, result in zip(chunk, summary["images"]):
+            ok = result["status"].startswith("OK")
+            refused += not ok
+            print(f"{prediction_id}: {result['status']}", file=sys.stdout if ok else sys.stderr)
+    return 1 if refused else 0
+
+
 def cmd_predict(client: Client, args) -> int:
     pid = client.project_id(args.project)
     results = []
@@ -275,6 +308,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--platform", default="ONNX")
     p.add_argument("--flavor", help="e.g. ONNX10 / ONNX12")
     p.add_argument("-o", "--output", type=Path, help="file to write (default: <iteration>.<platform>.zip)")
+    p = command("predictions", cmd_predictions, "list the images predicted and kept, newest first")
+    p.add_argument("project", help="project id or name")
+    p.add_argument("--iteration", help="only those one iteration predicted")
+    p.add_argument("--max-count", type=int, default=50)
+    p = command("add-predictions", cmd_add_predictions,
+                "add predicted images to the training set with tags (improve the model from them)")
+    p.add_argument("project", help="project id or name")
+    p.add_argument("predictions", nargs="+", help="prediction ids (from `loupe predictions`)")
+    p.add_argument("--tag", action="append", default=[], help="tag name (created if missing); repeatable")
     p = command("predict", cmd_predict, "classify images with a published iteration")
     p.add_argument("project", help="project id or name")
     p.add_argument("published_name")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -87,6 +88,23 @@ def test_cli_uploads_trains_with_progress_publishes_and_predicts(live_env, api, 
 
     code, out, _ = _cli(live_env, capsys, "iterations", name)
     assert code == 0 and "Completed" in out and "cli-live" in out
+
+    # Improve from what it predicted: a kept prediction, listed, then added with its true tag.
+    code, out, _ = _cli(live_env, capsys, "predict", name, "cli-live", str(tmp_path / "test-sneaker.png"))
+    assert code == 0 and out.startswith(str(tmp_path / "test-sneaker.png") + ": sneaker ")
+    deadline = time.monotonic() + 30
+    while True:  # predictions are recorded asynchronously (Kafka)
+        code, out, _ = _cli(live_env, capsys, "predictions", name, "--iteration", iteration_id)
+        listed = [line.split() for line in out.splitlines()[1:]]
+        if listed or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert code == 0 and len(listed) == 1 and listed[0][2] == "sneaker", out
+    code, out, _ = _cli(live_env, capsys, "add-predictions", name, listed[0][0], "--tag", "sneaker")
+    assert code == 0 and out.strip() == f"{listed[0][0]}: OK"
+    assert api.train("GET", f"/projects/{pid}/images/tagged/count") == 37
+    code, _, err = _cli(live_env, capsys, "add-predictions", name, str(uuid.uuid4()), "--tag", "sneaker")
+    assert code == 1 and "ErrorSource" in err
 
     model = tmp_path / "model.zip"
     code, out, err = _cli(live_env, capsys, "export", name, iteration_id, "-o", str(model))
