@@ -18,6 +18,8 @@ PREDICTION_RECORDER_GROUP = "loupe-prediction-recorders"
 #: topic -> partitions. Training jobs are keyed by project id: partitions bound how many
 #: trainers work at once.
 TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4}
+#: How long a new consumer waits for its topic's partitions before joining its group.
+METADATA_WAIT_SECONDS = 30.0
 
 
 def ensure_topics(
@@ -84,5 +86,15 @@ def consumer(bootstrap: str, topic: str, group: str, **overrides) -> KafkaConsum
     )
     options.update(overrides)
     c = KafkaConsumer(**options)
+    # Join the group only once this client's metadata holds the topic's partitions: a group
+    # leader that assigns before it has them logs "No partition metadata", hands every member
+    # nothing, and (seen in the trainer-crash test) can stay that way, since its assignment then
+    # matches its own metadata snapshot and nothing asks for a rebalance.
+    deadline = time.monotonic() + METADATA_WAIT_SECONDS
+    while not c.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            log.warning("no partition metadata for %s after %.0f s; subscribing anyway", topic, METADATA_WAIT_SECONDS)
+            break
+        time.sleep(0.2)
     c.subscribe([topic])
     return c
