@@ -14,9 +14,10 @@ cores, six fits with the cross-validation) when every tag has at least 20 images
 the linear head is as accurate or better, so Advanced fits that and says so. Both are served
 the same way (the head on the shared backbone's embedding). `reservedBudgetInHours` bounds an
 Advanced training: when the folds done so far show the hidden-layer head cannot finish within
-it, the job trains the Regular head instead and says so in its last progress message. Fine-tuning the backbone was measured and did
-not beat the frozen features at this budget (docs/design-notes.md), and TorchServe serves one
-shared backbone, so the budget goes to the head.
+it, the job trains the Regular head instead and says so in its last progress message.
+Fine-tuning the backbone was measured and did not beat the frozen features at this budget
+(docs/design-notes.md), and TorchServe serves one shared backbone, so the budget goes to the
+head.
 """
 from __future__ import annotations
 
@@ -235,16 +236,15 @@ class Trainer:
                     progress=lambda done, total: self._progress(job, "features", 80.0 * done / total, started),
                 )
                 del data
+                feats[missing] = computed
 
-                def store(row: int) -> None:
+                def store(i: int, vec: np.ndarray) -> None:
                     buf = io.BytesIO()
-                    np.save(buf, computed[row], allow_pickle=False)
+                    np.save(buf, vec, allow_pickle=False)
                     self.storage.PutObject(spb.PutObjectRequest(
-                        key=feature_key(job.project_id, images[missing[row]].sha256), data=buf.getvalue()))
+                        key=feature_key(job.project_id, images[i].sha256), data=buf.getvalue()))
 
-                for row, i in enumerate(missing):
-                    feats[i] = computed[row]
-                list(pool.map(store, range(len(missing))))
+                list(pool.map(store, missing, computed))
         log.info("features: %d cached, %d computed", len(images) - len(missing), len(missing))
         return feats
 
