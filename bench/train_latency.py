@@ -36,29 +36,8 @@ from loupe_model.datasets import load_fashion_mnist  # noqa: E402
 sys.path.insert(0, str(REPO / "deploy/local"))
 from loupe_stack.layout import PORT_OFFSETS  # noqa: E402
 
-TRAINING = "/customvision/v3.3/training"
-PREDICTION = "/customvision/v3.0/prediction"
-
-
-def _env() -> dict[str, str]:
-    env = {}
-    path = REPO / ".loupe" / "env"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            key, _, value = line.removeprefix("export ").partition("=")
-            env[key] = value
-    env.update({k: v for k, v in os.environ.items() if k.startswith("LOUPE_")})
-    return env
-
-
-def _request(session: requests.Session, method: str, url: str, **kw) -> requests.Response:
-    """One call, retried after 429 as the SDK does (the per-key rate limit is 10/s by default)."""
-    while True:
-        resp = session.request(method, url, timeout=120, **kw)
-        if resp.status_code != 429:
-            return resp
-        time.sleep(float(resp.headers.get("Retry-After", "1")))
-
+sys.path.insert(0, str(REPO / "cli"))
+from loupe_cli.api import Client, load_config  # noqa: E402 - the CLI's client: env file, keys, 429 retries
 
 def _trainer_metrics_url(endpoint: str) -> str:
     """The local stack's trainer /metrics, found from the gateway's port (see layout.py)."""
@@ -91,16 +70,11 @@ def main() -> int:
     parser.add_argument("--trainer-metrics", default=None,
                         help="the trainer's /metrics URL (default: the local stack's, from LOUPE_ENDPOINT)")
     args = parser.parse_args()
-    env = _env()
-    base = env["LOUPE_ENDPOINT"].rstrip("/")
-    metrics_url = args.trainer_metrics or env.get("LOUPE_TRAINER_METRICS") or _trainer_metrics_url(base)
-    http = requests.Session()
-    http.headers["Training-Key"] = env["LOUPE_TRAINING_KEY"]
-
-    def call(method, path, **kw):
-        resp = _request(http, method, base + TRAINING + path, **kw)
-        resp.raise_for_status()
-        return resp.json() if resp.content else None
+    client = Client(load_config({}, env_file=REPO / ".loupe" / "env"))
+    config = client.config
+    metrics_url = (args.trainer_metrics or os.environ.get("LOUPE_TRAINER_METRICS")
+                   or _trainer_metrics_url(config.endpoint))
+    call = client.train
 
     classes = tuple(range(args.classes))
     train = load_fashion_mnist("train", classes, args.n + args.extra, seed=args.seed)
@@ -132,22 +106,18 @@ def main() -> int:
         upload(by_class[c][args.n: args.n + 1], tag)
     second, second_s = train_once()
     test = load_fashion_mnist("test", classes, args.test_per_class, seed=4343)
-    predict_http = requests.Session()
-    predict_http.headers["Prediction-Key"] = env["LOUPE_PREDICTION_KEY"]
 
     def evaluate(iteration: dict, name: str):
         perf = call("GET", f"/projects/{pid}/iterations/{iteration['id']}/performance", params={"threshold": 0.5})
         call("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
-             params={"publishName": name, "predictionId": env["LOUPE_PREDICTION_RESOURCE_ID"]})
+             params={"publishName": name, "predictionId": config.prediction_resource_id})
         right, latencies = 0, []
         for img, label in test:
             time.sleep(0.11)  # paced under the rate limit, so no latency includes a throttling wait
             t0 = time.perf_counter()
-            resp = _request(predict_http, "POST", f"{base}{PREDICTION}/{pid}/classify/iterations/{name}/image/nostore",
-                            data=img, headers={"Content-Type": "application/octet-stream"})
+            out = client.predict(pid, name, img, store=False)
             latencies.append(time.perf_counter() - t0)
-            resp.raise_for_status()
-            best = max(resp.json()["predictions"], key=lambda p: p["probability"])
+            best = max(out["predictions"], key=lambda p: p["probability"])
             right += best["tagName"] == f"class{label}"
         latencies.sort()
         return perf, right, latencies
