@@ -74,6 +74,24 @@ def test_upload_train_publish_classify(api):
     assert nostore["project"] == pid and nostore["iteration"] == iteration["id"]
     assert len(nostore["predictions"]) == 3
 
+    # The URL Azure's portal shows (`Prediction`, `Image`) and its REST reference's `Training`:
+    # routed like the SDK's lower-case paths; the published name keeps its case.
+    portal = api.http.post(
+        f"{api.endpoint}/customvision/v3.0/Prediction/{pid}/classify/iterations/prod/Image/NoStore",
+        data=held_out[0][0], timeout=60,
+        headers={"Prediction-Key": api.prediction_key, "Content-Type": "application/octet-stream"})
+    assert portal.status_code == 200, portal.text
+    assert portal.json()["predictions"] == nostore["predictions"]
+    wrong_case_name = api.http.post(
+        f"{api.endpoint}/customvision/v3.0/Prediction/{pid}/classify/iterations/PROD/image",
+        data=held_out[0][0], timeout=60,
+        headers={"Prediction-Key": api.prediction_key, "Content-Type": "application/octet-stream"})
+    assert wrong_case_name.status_code == 404, wrong_case_name.text
+    assert wrong_case_name.json()["code"] == "NotFoundIteration"  # routed; no such name
+    listed = api.http.get(f"{api.endpoint}/customvision/v3.3/Training/Projects/{pid}/Tags",
+                          headers={"Training-Key": api.training_key}, timeout=30)
+    assert listed.status_code == 200 and sorted(t["name"] for t in listed.json()) == sorted(NAMES)
+
 
 def test_keys_are_checked(api):
     resp = api.http.get(f"{api.endpoint}/customvision/v3.3/training/projects",

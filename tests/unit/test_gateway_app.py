@@ -150,3 +150,21 @@ def test_key_resolver_caches_answers_and_checks_the_kind():
     now[0] = 31
     keys.authenticate("training", "good")
     assert calls == ["good", "bad", "good"]
+
+
+@pytest.mark.parametrize("path", [
+    "/customvision/v3.0/Prediction/p/classify/iterations/prod/image",
+    "/customvision/v3.0/PREDICTION/p/Classify/Iterations/prod/Image/NoStore",
+    "/CustomVision/v3.1/prediction/p/classify/iterations/prod/url",
+])
+def test_prediction_paths_route_whatever_their_case(client, path):
+    # Routed (the key is checked: 401), not the 404 of an unknown path.
+    response = client.post(path, data=b"\x00" * 10, content_type="application/octet-stream")
+    assert response.status_code == 401 and response.json["code"] == "Unauthorized"
+
+
+def test_training_paths_route_whatever_their_case(client):
+    response = client.get("/customvision/v3.3/Training/Projects/x/Images/Tagged")
+    assert response.status_code == 401
+    response = client.get("/customvision/v3.3/Training/no-such-thing")
+    assert response.status_code == 404 and response.json["code"] == "NotFound"

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from loupe_gateway import errors, metrics, ratelimit, versions
+from loupe_gateway import errors, metrics, paths, ratelimit, versions
 from loupe_gateway.auth import KeyResolver
 from loupe_gateway.clients import Backends
 from loupe_gateway.config import GatewayConfig
@@ -58,4 +58,6 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     app.register_blueprint(prediction.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(openapi.bp)
+    # `…/Prediction/…` (Azure's portal) and `…/Training/…` (its REST reference) route too.
+    app.wsgi_app = paths.CaseInsensitivePaths(app.url_map, app.wsgi_app)
     return app
