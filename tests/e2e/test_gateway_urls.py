@@ -160,6 +160,22 @@ def test_upload_classify_and_quick_test_by_url(clients, images, live_env):
     assert resp.status_code == 400
     assert resp.json()["code"] == "BadRequestImageUrl"
     assert "private address" in resp.json()["message"]
+    # Property names match ignoring case, as on Azure: the portal's dialog shows {"Url": ...}.
+    portal = requests.post(
+        f"{live_env['LOUPE_ENDPOINT']}/customvision/v3.0/Prediction/{project.id}/classify/"
+        "iterations/urlprod/url/nostore", json={"Url": url},
+        headers={"Prediction-Key": live_env["LOUPE_PREDICTION_KEY"]}, timeout=30)
+    assert portal.status_code == 200, portal.text
+    assert [p["tagName"] for p in portal.json()["predictions"]] == \
+        [p.tag_name for p in nostore.predictions]
+    pascal = requests.post(
+        f"{live_env['LOUPE_ENDPOINT']}/customvision/v3.3/training/projects/{project.id}/images/urls",
+        json={"Images": [{"Url": _serve(images, "pascal.png", test[1][0])}],
+              "TagIds": [tags[1].id]},
+        headers={"Training-Key": live_env["LOUPE_TRAINING_KEY"]}, timeout=30)
+    assert pascal.status_code == 200, pascal.text
+    assert [i["status"] for i in pascal.json()["images"]] == ["OK"]
+    assert pascal.json()["images"][0]["image"]["tags"][0]["tagId"] == tags[1].id
 
     trainer.unpublish_iteration(project.id, iteration.id)
     trainer.delete_project(project.id)
