@@ -123,3 +123,18 @@ def test_bad_image_is_refused_and_nothing_is_stored(api):
     out = io.BytesIO()
     Image.new("RGB", (64, 64)).save(out, "PNG")
     api.train("DELETE", f"/projects/{pid}", expect=(200, 204))
+
+
+def test_query_parameter_names_ignore_case(api):
+    # ASP.NET binds `?Name=` like `?name=`; so does Loupe (values keep their case).
+    name = f"Case-{uuid.uuid4().hex[:6]}"
+    resp = api.http.post(f"{api.endpoint}/customvision/v3.3/Training/projects",
+                         params={"Name": name, "ClassificationType": "Multilabel"},
+                         headers={"Training-Key": api.training_key}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    project = resp.json()
+    assert project["name"] == name
+    assert project["settings"]["classificationType"] == "Multilabel"
+    tag = api.train("POST", f"/projects/{project['id']}/tags", params={"NAME": "Sneaker"})
+    assert tag["name"] == "Sneaker"
+    api.train("DELETE", f"/projects/{project['id']}", expect=(200, 204))

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from loupe_gateway import errors, jsonbody, metrics, paths, ratelimit, versions
+from loupe_gateway import caseless, errors, metrics, paths, ratelimit, versions
 from loupe_gateway.auth import KeyResolver
 from loupe_gateway.clients import Backends
 from loupe_gateway.config import GatewayConfig
@@ -39,8 +39,9 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     from loupe_gateway.api import fetching, health, prediction, training
 
     app = Flask(__name__, static_folder=None)
-    # Request bodies' property names match ignoring case (`{"Url": …}` as on Azure).
-    app.json = jsonbody.CaseInsensitiveJSON(app)
+    # Query parameters and JSON properties match ignoring case (`{"Url": …}` as on Azure).
+    app.request_class = caseless.CaselessRequest
+    app.json = caseless.CaseInsensitiveJSON(app)
     app.json.sort_keys = False
     # Werkzeug must never parse form bodies into request.form for us (binary image parts are
     # mangled there); bodies are read raw in loupe_gateway.multipart.

@@ -1,4 +1,5 @@
-"""JSON bodies: property names are found ignoring case (exact names first); keys are kept."""
+"""Query parameters and JSON properties are found ignoring case (exact names first); keys
+are kept as sent."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from loupe_common.config import load
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
-from loupe_gateway.jsonbody import JsonObject
+from loupe_gateway.caseless import JsonObject, QueryArgs
 
 pytestmark = pytest.mark.unit
 
@@ -37,3 +38,20 @@ def test_the_app_parses_request_bodies_into_json_objects(gateway_env):
     # responses are unchanged JSON
     with app.app_context():
         assert app.json.dumps({"b": 1, "a": 2}) == '{"b": 1, "a": 2}'
+
+
+def test_query_args_ignore_case():
+    args = QueryArgs([("PublishName", "prod"), ("tagIds", "a"), ("TagIds", "b")])
+    assert args.get("publishName") == "prod" and "PUBLISHNAME" in args
+    assert args["tagIds"] == "a" and args.getlist("tagIds") == ["a"]
+    assert args.getlist("TAGIDS") in (["a"], ["b"]) and args.getlist("nothing") == []
+    assert args.get("nothing", "d") == "d" and "nothing" not in args
+    assert args.get("publishname", type=str.upper) == "PROD"
+
+
+def test_the_app_reads_query_parameters_ignoring_case(gateway_env):
+    app = create_app(load(GatewayConfig, gateway_env))
+    with app.test_request_context("/x?PublishName=prod&TAKE=5"):
+        from flask import request
+
+        assert request.args.get("publishName") == "prod" and request.args.get("take") == "5"
