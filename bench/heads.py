@@ -12,10 +12,13 @@ the benchmark does not grade the data the design was tuned on.
   seeds on each device there is: the CPU in fp32, and CUDA in bf16 autocast and in fp32 when a
   GPU is present. Test accuracy and seconds per fit. This one uses the *bench* draws of
   bench/fewshot.py (train seeds 2000+, test seed 4242), to explain its GPU and CPU rows.
+- `inputs`: the linear head on Lite0 features of other input sizes and resize filters, on
+  both the design draws and the bench draws (the shipped input is 224 px, bilinear).
 
 Usage: python bench/heads.py heads [--n 30] [--draws 3]
        python bench/heads.py folds [--n 10] [--draws 8]
        python bench/heads.py devices [--n 30] [--draws 3] [--seeds 4] [--threads 2]
+       python bench/heads.py inputs [--sizes 176,192,208,224] [--filters bilinear,bicubic,lanczos]
 """
 
 from __future__ import annotations
@@ -127,17 +130,76 @@ def devices(args, embedder, test_x, test_y) -> None:
               + f" | {sd:.4f} | {np.median([s for _, _, s in r]):.2f} |")
 
 
+def _embed_as(embedder, images: list[bytes], resample) -> np.ndarray:
+    from loupe_model.preprocess import decode_image, preprocess
+
+    size = embedder.image_size
+    chunks = []
+    for start in range(0, len(images), 32):
+        batch = np.stack([preprocess(decode_image(b, draft_size=size), size, resample)
+                          for b in images[start:start + 32]])
+        chunks.append(embedder.embed(batch))
+    return np.concatenate(chunks)
+
+
+def inputs(args) -> None:
+    import dataclasses
+
+    from PIL import Image
+
+    draw_sets = [("design", DESIGN_TRAIN_SEED, DESIGN_TEST_SEED, 0),
+                 ("bench", BENCH_TRAIN_SEED, BENCH_TEST_SEED, 1)]
+    settings = [(size, "bilinear") for size in args.sizes]
+    settings += [(224, f) for f in args.filters if f != "bilinear"]
+    results = []
+    for size, name in settings:
+        spec = dataclasses.replace(get_backbone("lite0"), image_size=size)
+        embedder = make_embedder(spec, None, threads=args.threads)
+        resample = getattr(Image.Resampling, name.upper())
+        row = []
+        for label, train_seed, test_seed, extra in draw_sets:
+            test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=test_seed)
+            test_x = l2_normalize(_embed_as(embedder, [b for b, _ in test], resample))
+            test_y = np.array([y for _, y in test])
+            accuracies = []
+            for seed in range(train_seed, train_seed + args.draws):
+                # the bench draws are fewshot.py's: N+1 per class, trained on the first N
+                pool = load_fashion_mnist("train", CLASSES, args.n + extra, seed=seed)
+                items = [it for i, it in enumerate(pool) if i % (args.n + extra) < args.n]
+                x = _embed_as(embedder, [b for b, _ in items], resample)
+                weights, bias = fit_linear(x, np.eye(len(CLASSES))[[y for _, y in items]], False, 0)
+                accuracies.append(float(((test_x @ weights.T + bias).argmax(1) == test_y).mean()))
+            row.append(float(np.mean(accuracies)))
+            print(f"{size} px {name} {label} draws: " + " ".join(f"{a:.3f}" for a in accuracies),
+                  flush=True)
+        results.append((size, name, row))
+    print(f"\nlinear head, Lite0, N={args.n}, {args.draws} draws per set, "
+          f"{args.test_per_class * len(CLASSES)} test images per set")
+    print("| input | design draws | bench draws |")
+    print("|---|---|---|")
+    for size, name, (design, bench) in results:
+        print(f"| {size} px, {name} | {design:.3f} | {bench:.3f} |")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("heads", "folds", "devices"))
+    parser.add_argument("what", choices=("heads", "folds", "devices", "inputs"))
     parser.add_argument("--n", type=int, default=None, help="images per class (30 heads, 10 folds)")
     parser.add_argument("--draws", type=int, default=None, help="draws (3 heads, 8 folds)")
     parser.add_argument("--test-per-class", type=int, default=300)
     parser.add_argument("--seeds", type=int, default=4, help="initialisation seeds (devices)")
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads")
+    parser.add_argument("--sizes", default="176,192,208,224", help="input sides (inputs)")
+    parser.add_argument("--filters", default="bilinear,bicubic,lanczos",
+                        help="resize filters at 224 px (inputs)")
     args = parser.parse_args(argv)
     args.n = args.n or (10 if args.what == "folds" else 30)
     args.draws = args.draws or (8 if args.what == "folds" else 3)
+    if args.what == "inputs":
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+        args.filters = [f.strip().lower() for f in args.filters.split(",") if f.strip()]
+        inputs(args)
+        return 0
     embedder = make_embedder(get_backbone("lite0"), None, threads=args.threads)
     test_seed = BENCH_TEST_SEED if args.what == "devices" else DESIGN_TEST_SEED
     test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=test_seed)

@@ -98,6 +98,17 @@ def test_tiny_image_upscaled():
     assert float(x.std(axis=(1, 2)).max()) == 0.0
 
 
+def test_resize_filter_is_bilinear_unless_asked():
+    pixels = (np.random.default_rng(3).random((28, 28, 3)) * 255).astype(np.uint8)
+    img = Image.fromarray(pixels)
+    bilinear = np.asarray(img.resize((SIZE, SIZE), Image.Resampling.BILINEAR), dtype=np.float32)
+    np.testing.assert_allclose(preprocess(img, SIZE), norm(bilinear).transpose(2, 0, 1), atol=1e-6)
+    bicubic = preprocess(img, SIZE, Image.Resampling.BICUBIC)
+    expected = np.asarray(img.resize((SIZE, SIZE), Image.Resampling.BICUBIC), dtype=np.float32)
+    np.testing.assert_allclose(bicubic, norm(expected).transpose(2, 0, 1), atol=1e-6)
+    assert not np.allclose(bicubic, preprocess(img, SIZE))
+
+
 @pytest.mark.parametrize("fmt", ["BMP", "WEBP"])
 def test_other_supported_formats(fmt):
     img = Image.new("RGB", (30, 30), (0, 255, 0))

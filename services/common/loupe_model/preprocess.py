@@ -156,12 +156,16 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
     return rgb
 
 
-def preprocess(img: Image.Image, size: int) -> np.ndarray:
+def preprocess(
+    img: Image.Image, size: int, resample: Image.Resampling = Image.Resampling.BILINEAR
+) -> np.ndarray:
     """Turns an RGB image into the backbone input.
 
     Args:
         img: an RGB image (as returned by `decode_image`).
         size: the square side the backbone was built for.
+        resample: the resize filter; bilinear is what training and serving use (sharper
+            filters measured worse on upscaled small images: `bench/heads.py inputs`).
 
     Returns:
         float32 array (3, size, size), C-contiguous, values (pixel - 127) / 128.
@@ -171,7 +175,7 @@ def preprocess(img: Image.Image, size: int) -> np.ndarray:
     if img.size != (size, size):
         # Pillow's bilinear filter widens its support when downscaling (antialiased), so
         # large photos do not alias; upscaling tiny images is plain bilinear interpolation.
-        img = img.resize((size, size), Image.Resampling.BILINEAR)
+        img = img.resize((size, size), resample)
     arr = np.asarray(img, dtype=np.float32)
     arr = (arr - MEAN) / STD
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
