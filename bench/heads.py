@@ -130,25 +130,24 @@ def devices(args, embedder, test_x, test_y) -> None:
               + f" | {sd:.4f} | {np.median([s for _, _, s in r]):.2f} |")
 
 
-def _embed_as(embedder, images: list[bytes], resample) -> np.ndarray:
-    from loupe_model.preprocess import decode_image, preprocess
-
-    size = embedder.image_size
-    chunks = []
-    for start in range(0, len(images), 32):
-        batch = np.stack([preprocess(decode_image(b, draft_size=size), size, resample)
-                          for b in images[start:start + 32]])
-        chunks.append(embedder.embed(batch))
-    return np.concatenate(chunks)
-
-
 def inputs(args) -> None:
     import dataclasses
 
     from PIL import Image
 
-    draw_sets = [("design", DESIGN_TRAIN_SEED, DESIGN_TEST_SEED, 0),
-                 ("bench", BENCH_TRAIN_SEED, BENCH_TEST_SEED, 1)]
+    # (label, test images, test labels, [(train images, train labels) per draw]), loaded once
+    draw_sets = []
+    for label, train_seed, test_seed, extra in [("design", DESIGN_TRAIN_SEED, DESIGN_TEST_SEED, 0),
+                                                ("bench", BENCH_TRAIN_SEED, BENCH_TEST_SEED, 1)]:
+        test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=test_seed)
+        draws = []
+        for seed in range(train_seed, train_seed + args.draws):
+            # the bench draws are fewshot.py's: N+1 per class, trained on the first N
+            pool = load_fashion_mnist("train", CLASSES, args.n + extra, seed=seed)
+            items = [it for i, it in enumerate(pool) if i % (args.n + extra) < args.n]
+            draws.append(([b for b, _ in items], np.eye(len(CLASSES))[[y for _, y in items]]))
+        draw_sets.append((label, [b for b, _ in test], np.array([y for _, y in test]), draws))
+
     settings = [(size, "bilinear") for size in args.sizes]
     settings += [(224, f) for f in args.filters if f != "bilinear"]
     results = []
@@ -157,17 +156,12 @@ def inputs(args) -> None:
         embedder = make_embedder(spec, None, threads=args.threads)
         resample = getattr(Image.Resampling, name.upper())
         row = []
-        for label, train_seed, test_seed, extra in draw_sets:
-            test = load_fashion_mnist("test", CLASSES, args.test_per_class, seed=test_seed)
-            test_x = l2_normalize(_embed_as(embedder, [b for b, _ in test], resample))
-            test_y = np.array([y for _, y in test])
+        for label, test_images, test_y, draws in draw_sets:
+            test_x = l2_normalize(embed_images(embedder, test_images, resample=resample))
             accuracies = []
-            for seed in range(train_seed, train_seed + args.draws):
-                # the bench draws are fewshot.py's: N+1 per class, trained on the first N
-                pool = load_fashion_mnist("train", CLASSES, args.n + extra, seed=seed)
-                items = [it for i, it in enumerate(pool) if i % (args.n + extra) < args.n]
-                x = _embed_as(embedder, [b for b, _ in items], resample)
-                weights, bias = fit_linear(x, np.eye(len(CLASSES))[[y for _, y in items]], False, 0)
+            for images, labels in draws:
+                x = embed_images(embedder, images, resample=resample)
+                weights, bias = fit_linear(x, labels, False, 0)
                 accuracies.append(float(((test_x @ weights.T + bias).argmax(1) == test_y).mean()))
             row.append(float(np.mean(accuracies)))
             print(f"{size} px {name} {label} draws: " + " ".join(f"{a:.3f}" for a in accuracies),

@@ -16,7 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-from loupe_cli.api import ApiError, Client, batches, default_env_file, image_files, load_config
+from loupe_cli.api import (
+    MAX_BATCH_IMAGES, ApiError, Client, batches, default_env_file, image_files, load_config,
+)
 from loupe_cli.progress import Progress
 
 POLL_SECONDS = 0.5
@@ -226,8 +228,8 @@ def cmd_add_predictions(client: Client, args) -> int:
     pid = client.project_id(args.project)
     tag_ids = [client.tag_id(pid, name, create=True) for name in args.tag]
     refused = 0
-    for start in range(0, len(args.predictions), 64):
-        chunk = args.predictions[start:start + 64]
+    for start in range(0, len(args.predictions), MAX_BATCH_IMAGES):
+        chunk = args.predictions[start:start + MAX_BATCH_IMAGES]
         summary = client.train("POST", f"/projects/{pid}/images/predictions",
                                json={"images": [{"id": i} for i in chunk], "tagIds": tag_ids})
         for prediction_id, result in zip(chunk, summary["images"]):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 import numpy as np
+from PIL import Image
 
 from .preprocess import preprocess_bytes
 
@@ -424,6 +425,7 @@ def embed_images(
     images: Sequence[bytes],
     batch_size: int = 32,
     progress: Callable[[int, int], None] | None = None,
+    resample: Image.Resampling = Image.Resampling.BILINEAR,
 ) -> np.ndarray:
     """Decodes, preprocesses and embeds encoded images.
 
@@ -432,6 +434,8 @@ def embed_images(
         images: encoded images.
         batch_size: images per backbone run.
         progress: called as progress(done, total) after each batch.
+        resample: the resize filter; bilinear is what training and serving use
+            (`bench/heads.py inputs` measures others).
 
     Returns:
         float32 (N, feature_dim), in input order.
@@ -449,7 +453,7 @@ def embed_images(
         batch = np.empty((len(chunk), 3, size, size), dtype=np.float32)
         for i, data in enumerate(chunk):
             try:
-                batch[i] = preprocess_bytes(data, size)
+                batch[i] = preprocess_bytes(data, size, resample)
             except InvalidImage as exc:
                 raise InvalidImage(f"image {start + i}: {exc}") from exc
         out[start : start + len(chunk)] = embedder.embed(batch)

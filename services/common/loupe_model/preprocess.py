@@ -181,12 +181,15 @@ def preprocess(
     return np.ascontiguousarray(arr.transpose(2, 0, 1))
 
 
-def preprocess_bytes(data: bytes, size: int) -> np.ndarray:
+def preprocess_bytes(
+    data: bytes, size: int, resample: Image.Resampling = Image.Resampling.BILINEAR
+) -> np.ndarray:
     """Decodes and preprocesses image bytes (what training and serving both call).
 
     Args:
         data: the encoded image.
         size: the backbone input size.
+        resample: the resize filter (see `preprocess`).
 
     Returns:
         float32 array (3, size, size).
@@ -194,4 +197,4 @@ def preprocess_bytes(data: bytes, size: int) -> np.ndarray:
     Raises:
         InvalidImage: the bytes are not a supported image or are corrupt.
     """
-    return preprocess(decode_image(data, draft_size=size), size)
+    return preprocess(decode_image(data, draft_size=size), size, resample)

@@ -73,30 +73,34 @@ def canonical_candidates(path: str, patterns: Iterable[Pattern]) -> list[str]:
 
 
 class CaseInsensitivePaths:
-    """WSGI middleware: routes `/customvision/` paths whatever the case of their fixed words."""
+    """WSGI middleware: routes `/customvision/` paths whatever the case of their fixed words.
+
+    Install it once every route is registered. Paths whose fixed words are already in the
+    routes' case (every SDK request) cost only the string comparison of `canonical_candidates`;
+    the router is asked again only for the others.
+    """
 
     def __init__(self, url_map: Map, wsgi_app: Callable) -> None:
         self.url_map = url_map
         self.wsgi_app = wsgi_app
-        self._patterns: list[Pattern] | None = None  # built on first use: every route is in
+        self.patterns = route_patterns(url_map)
 
     def _routes(self, environ: dict, path: str) -> bool:
-        adapter = self.url_map.bind_to_environ(environ)
         try:
-            adapter.match(path_info=path)
+            self.url_map.bind_to_environ(environ).match(path_info=path)
         except (NotFound, UnicodeError):
             return False
         except (MethodNotAllowed, RequestRedirect):
-            return True
+            pass  # the path routes; the method or the trailing slash is answered there
         return True
 
     def __call__(self, environ: dict, start_response: Callable):
         path = environ.get("PATH_INFO", "")
-        if path[: len(PREFIX)].lower() == PREFIX and not self._routes(environ, path):
-            if self._patterns is None:
-                self._patterns = route_patterns(self.url_map)
-            for candidate in canonical_candidates(path, self._patterns):
-                if self._routes(environ, candidate):
-                    environ["PATH_INFO"] = candidate
-                    break
+        if path[: len(PREFIX)].lower() == PREFIX:
+            candidates = canonical_candidates(path, self.patterns)
+            if candidates and not self._routes(environ, path):
+                for candidate in candidates:
+                    if self._routes(environ, candidate):
+                        environ["PATH_INFO"] = candidate
+                        break
         return self.wsgi_app(environ, start_response)
