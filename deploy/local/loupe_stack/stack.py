@@ -109,6 +109,15 @@ class Stack:
         link.symlink_to(target)
         return target
 
+    def _pg_run(self) -> Path:
+        """The server's socket folder, beside its cluster: reachable by the postgres user too.
+
+        `<data>/postgres-run` when the cluster is `<data>/postgres`; beside the cluster in
+        /var/lib/loupe when the data folder is out of the postgres user's reach.
+        """
+        pg = self._pg_data()
+        return pg.with_name(pg.name + "-run")
+
     def init(self) -> None:
         L = self.layout
         for d in (L.data, L.run, L.logs):
@@ -117,21 +126,28 @@ class Stack:
         s = self.secrets()
         uid = pwd.getpwnam(PG_USER).pw_uid
         pg = self._pg_data()
-        pg_run = L.data / "postgres-run"
+        pg_run = self._pg_run()
         pg_run.mkdir(exist_ok=True)
         os.chown(pg_run, uid, -1)
         if not (pg / "PG_VERSION").exists():
             os.chown(pg, uid, -1)
+            # The password file sits in the socket folder, which the postgres user can reach
+            # wherever the data folder is; only that user can read it, and only while initdb runs.
             pwfile = pg_run / "pw"
-            pwfile.write_text(s["POSTGRES_PASSWORD"] + "\n")
-            os.chown(pwfile, uid, -1)
-            subprocess.run(
-                ["runuser", "-u", PG_USER, "--", str(install.postgres_bin() / "initdb"), "-D", str(pg),
-                 "-U", "postgres", f"--pwfile={pwfile}", "-A", "scram-sha-256", "-E", "UTF8",
-                 "--locale=C.UTF-8"],
-                check=True, stdout=subprocess.DEVNULL,
-            )
-            pwfile.unlink()
+            with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                os.fchown(f.fileno(), uid, -1)
+                f.write(s["POSTGRES_PASSWORD"] + "\n")
+            try:
+                # cwd: PostgreSQL 15's programs chdir back into their working directory while
+                # locating themselves, and fail when the postgres user cannot enter it (the clone).
+                subprocess.run(
+                    ["runuser", "-u", PG_USER, "--", str(install.postgres_bin() / "initdb"), "-D", str(pg),
+                     "-U", "postgres", f"--pwfile={pwfile}", "-A", "scram-sha-256", "-E", "UTF8",
+                     "--locale=C.UTF-8"],
+                    check=True, stdout=subprocess.DEVNULL, cwd=pg_run,
+                )
+            finally:
+                pwfile.unlink(missing_ok=True)
         kafka_dir = L.data / "kafka"
         (kafka_dir / "data").mkdir(parents=True, exist_ok=True)
         props = kafka_dir / "server.properties"
@@ -205,11 +221,11 @@ class Stack:
         py = sys.executable
         env = self.service_env()
         progs: dict[str, dict[str, str]] = {}
-        pg_run = L.data / "postgres-run"
         progs["postgres"] = {
             "command": f"{install.postgres_bin() / 'postgres'} -D {self._pg_data()} -p {L.port('postgres')} "
-                       f"-k {pg_run} -c listen_addresses={L.host} -c fsync=on",
+                       f"-k {self._pg_run()} -c listen_addresses={L.host} -c fsync=on",
             "user": PG_USER,
+            "directory": str(self._pg_data()),  # not the clone's folder: see init()
             "priority": "10",
             "stopsignal": "INT",  # "fast" shutdown: clean, without waiting for clients
         }
