@@ -96,7 +96,7 @@ def main() -> int:
         started = time.perf_counter()
         it = call("POST", f"/projects/{pid}/train", params=params)
         while it["status"] == "Training":
-            time.sleep(0.15)  # stays under the default 10 requests/s per key
+            time.sleep(0.15)  # under 10 requests/s per key, the gateway's own limit when it is on
             it = call("GET", f"/projects/{pid}/iterations/{it['id']}")
         return it, time.perf_counter() - started
 
@@ -113,7 +113,7 @@ def main() -> int:
              params={"publishName": name, "predictionId": config.prediction_resource_id})
         right, latencies = 0, []
         for img, label in test:
-            time.sleep(0.11)  # paced under the rate limit, so no latency includes a throttling wait
+            time.sleep(0.11)  # under that limit too: no latency includes a throttling wait
             t0 = time.perf_counter()
             out = client.predict(pid, name, img, store=False)
             latencies.append(time.perf_counter() - t0)

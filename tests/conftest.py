@@ -18,15 +18,12 @@ from loupe_stack.stack import Stack, read_env
 
 TEST_BASE_PORT = int(os.environ.get("LOUPE_TEST_BASE_PORT", "23500"))
 
-#: Settings of the test stack only (never of `make up`):
-#: - image URLs may point at 127.0.0.1, where the tests serve images from a local http.server
-#:   (everything else private stays refused, which tests/e2e/test_gateway_urls.py checks);
-#: - a rate limit high enough that the suite's raw-HTTP clients, which do not retry a 429 as
-#:   the SDK does, are never throttled (the limiter is unit-tested with an injected clock).
+#: The one setting of the test stack that `make up` does not have: image URLs may point at
+#: 127.0.0.1, where the tests serve images from a local http.server (everything else private
+#: stays refused, which tests/e2e/test_gateway_urls.py checks). Rate limiting is off, as with
+#: `make up`; the tests of the limiter turn it on in their own app.
 TEST_STACK_ENV = {
     "LOUPE_URL_FETCH_ALLOW": "127.0.0.1/32",
-    "LOUPE_RATE_LIMIT_PER_SECOND": "1000",
-    "LOUPE_RATE_LIMIT_BURST": "2000",
 }
 
 

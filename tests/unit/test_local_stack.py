@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import pytest
 
-from loupe_stack.layout import PORT_OFFSETS
-from loupe_stack.stack import _kafka_cluster_id
+from loupe_common.config import load
+from loupe_gateway.app import create_app
+from loupe_gateway.config import GatewayConfig
+from loupe_stack.layout import PORT_OFFSETS, Layout
+from loupe_stack.stack import Stack, _kafka_cluster_id
 
 pytestmark = pytest.mark.unit
 
@@ -18,3 +21,17 @@ def test_kafka_cluster_ids_never_look_like_an_option():
 
 def test_every_process_has_its_own_port():
     assert len(set(PORT_OFFSETS.values())) == len(PORT_OFFSETS)
+
+
+def _stack(monkeypatch, tmp_path) -> Stack:
+    monkeypatch.setattr(Stack, "secrets", lambda self: dict.fromkeys(
+        ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "URL_SIGNING_SECRET"), "x"))
+    return Stack(Layout(data=tmp_path))
+
+
+def test_the_local_stack_does_not_throttle(monkeypatch, tmp_path):
+    env = _stack(monkeypatch, tmp_path).service_env()
+    config = load(GatewayConfig, env)
+    assert config.rate_limit_per_second == 0
+    assert not create_app(config).extensions["loupe.ratelimit"].enabled
+

@@ -86,6 +86,10 @@ class Stack:
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
             "LOUPE_MODEL_CACHE": str(install.model_cache()),
             "LOUPE_URL_SIGNING_SECRET": s["URL_SIGNING_SECRET"],
+            # A local install serves its own user: no throttling of its scripts and SDK calls.
+            # The gateway's own default (10 requests/s per key, as on Custom Vision S0) is for
+            # installs that many accounts share.
+            "LOUPE_RATE_LIMIT_PER_SECOND": "0",
             **self.extra_env,
         }
 
