@@ -7,7 +7,7 @@ from loupe_common.config import load
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
 from loupe_stack.layout import PORT_OFFSETS, Layout
-from loupe_stack.stack import Stack, _kafka_cluster_id
+from loupe_stack.stack import SERVICES, Stack, _kafka_cluster_id
 
 pytestmark = pytest.mark.unit
 
@@ -35,3 +35,12 @@ def test_the_local_stack_does_not_throttle(monkeypatch, tmp_path):
     assert config.rate_limit_per_second == 0
     assert not create_app(config).extensions["loupe.ratelimit"].enabled
 
+
+def test_down_stops_the_services_while_kafka_still_runs(monkeypatch, tmp_path):
+    # A consumer that cannot leave its group delays the next start's group by half a minute.
+    stack = _stack(monkeypatch, tmp_path)
+    calls = []
+    monkeypatch.setattr(stack, "supervisor_running", lambda: True)
+    monkeypatch.setattr(stack, "ctl", lambda *args, check=True: calls.append(args))
+    stack.stop()
+    assert calls == [("stop", *SERVICES), ("stop", "all"), ("shutdown",)]

@@ -354,6 +354,10 @@ class Stack:
         pidfile = self.layout.run / "supervisord.pid"
         pid = int(pidfile.read_text()) if pidfile.exists() else None
         if self.supervisor_running():
+            # Services first (`stop all` signals every process at once): they leave their Kafka
+            # consumer groups while Kafka still runs. A member that could not leave stays in its
+            # group until its session expires, and the next start's consumers wait for that.
+            self.ctl("stop", *SERVICES, check=False)
             self.ctl("stop", "all", check=False)
             self.ctl("shutdown", check=False)
         for _ in range(300):
@@ -390,12 +394,20 @@ class Stack:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+        from loupe_common.kafka import PREDICTION_RECORDER_GROUP
+
         deadline = time.monotonic() + timeout
-        for name in ("metadata", "storage", "training", "prediction"):
-            def healthy(name=name) -> bool:
+        # The prediction service also reports its recorder's consumer under the group's name
+        # (loupe_prediction.recorder.HEALTH_SERVICE): a prediction made once `up` has returned
+        # is stored at once, not after the group has formed.
+        checks = [("metadata", ""), ("storage", ""), ("training", ""), ("prediction", ""),
+                  ("prediction", PREDICTION_RECORDER_GROUP)]
+        for name, service in checks:
+            def healthy(name=name, service=service) -> bool:
                 with grpc.insecure_channel(self.layout.addr(name)) as ch:
                     try:
-                        resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                        resp = health_pb2_grpc.HealthStub(ch).Check(
+                            health_pb2.HealthCheckRequest(service=service), timeout=2)
                     except grpc.RpcError:
                         return False
                     return resp.status == health_pb2.HealthCheckResponse.SERVING

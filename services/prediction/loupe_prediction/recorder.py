@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from prometheus_client import Counter
 
@@ -16,16 +17,31 @@ from loupe_model.preprocess import InvalidImage, image_info
 log = logging.getLogger(__name__)
 
 RECORDED = Counter("loupe_predictions_recorded_total", "Stored predictions", ["outcome"])
+#: The gRPC health name the prediction service reports SERVING while its recorder holds
+#: partitions of `loupe.predictions`: until then a classification is stored only once the group
+#: has formed (after a crash, once the dead member's session has expired: half a minute), so the
+#: local stack is ready only when this is SERVING.
+HEALTH_SERVICE = lk.PREDICTION_RECORDER_GROUP
 
 
 class PredictionRecorder:
-    """Consumer group `loupe-prediction-recorders`; commits after both stores succeeded."""
+    """Consumer group `loupe-prediction-recorders`; commits after both stores succeeded.
 
-    def __init__(self, bootstrap: str, metadata, storage, stop: threading.Event):
+    Args:
+        bootstrap: Kafka bootstrap servers.
+        metadata, storage: clients of the metadata and storage services.
+        stop: set to stop consuming.
+        on_assignment: called with True once the group has given this consumer partitions,
+            with False when a rebalance has taken them all away.
+    """
+
+    def __init__(self, bootstrap: str, metadata, storage, stop: threading.Event,
+                 on_assignment: Callable[[bool], None] = lambda held: None):
         self.bootstrap = bootstrap
         self.metadata = metadata
         self.storage = storage
         self.stop = stop
+        self.on_assignment = on_assignment
 
     def store(self, record: pb.PredictionRecord) -> None:
         try:
@@ -43,9 +59,14 @@ class PredictionRecorder:
 
     def run(self) -> None:
         consumer = lk.consumer(self.bootstrap, lk.PREDICTIONS, lk.PREDICTION_RECORDER_GROUP)
+        held = False
         try:
             while not self.stop.is_set():
-                for records in consumer.poll(timeout_ms=500, max_records=1).values():
+                batches = consumer.poll(timeout_ms=500, max_records=1)
+                if bool(consumer.assignment()) != held:  # poll joins the group and rebalances
+                    held = not held
+                    self.on_assignment(held)
+                for records in batches.values():
                     for msg in records:
                         while not self.stop.is_set():
                             try:
