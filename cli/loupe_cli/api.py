@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,10 @@ PREDICTION = "/customvision/v3.0/prediction"
 # Custom Vision's limits for one upload call (the gateway enforces them too).
 MAX_BATCH_IMAGES = 64
 MAX_BATCH_BYTES = 24 * 1024 * 1024
+#: A throttled call (429) is retried this many times, each after the wait the server asks for
+#: (Retry-After, at most MAX_RETRY_WAIT seconds), before the CLI gives up with an error.
+RETRIES_429 = 5
+MAX_RETRY_WAIT = 30.0
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ENV_KEYS = ("LOUPE_ENDPOINT", "LOUPE_TRAINING_KEY", "LOUPE_PREDICTION_KEY", "LOUPE_PREDICTION_RESOURCE_ID")
 
@@ -110,27 +115,61 @@ def batches(files: list[Path], max_images: int = MAX_BATCH_IMAGES, max_bytes: in
         yield batch
 
 
-class Client:
-    """Raw HTTP against a Loupe (or Custom Vision) endpoint; retries 429 as the SDK does."""
+def retry_after(resp: requests.Response) -> float:
+    """The seconds a 429 asks to wait: its Retry-After in seconds (1 when absent or an HTTP
+    date), at most MAX_RETRY_WAIT."""
+    try:
+        seconds = float(resp.headers.get("Retry-After") or 1)
+    except ValueError:
+        seconds = 1.0
+    return min(MAX_RETRY_WAIT, max(0.0, seconds))
 
-    def __init__(self, config: Config, timeout: float = 120.0):
+
+def _api_error(resp: requests.Response) -> ApiError:
+    """The Custom Vision error ({"code", "message"}, or {"error": {...}}) a refused call carries."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return ApiError(resp.status_code, "", f"HTTP {resp.status_code}: {resp.text[:300]}")
+    error = body.get("error", body) if isinstance(body, dict) else {}
+    return ApiError(resp.status_code, str(error.get("code", "")), str(error.get("message", resp.text)))
+
+
+class Client:
+    """Raw HTTP against a Loupe (or Custom Vision) endpoint; retries a 429 a few times, as the
+    SDK does.
+
+    Args:
+        config: endpoint and keys.
+        timeout: seconds per HTTP request.
+        retries: how many times a throttled (429) call is retried before ApiError.
+        sleep: waits between retries (tests pass a fake).
+    """
+
+    def __init__(self, config: Config, timeout: float = 120.0, retries: int = RETRIES_429,
+                 sleep: Callable[[float], None] = time.sleep):
         self.config = config
         self.timeout = timeout
+        self.retries = retries
+        self.sleep = sleep
         self.http = requests.Session()
 
     def _send(self, method: str, url: str, headers: dict[str, str], **kw) -> requests.Response:
-        while True:
+        waited = 0.0
+        for attempt in range(self.retries + 1):
             resp = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
-            if resp.status_code != 429:
+            if resp.status_code != 429 or attempt == self.retries:
                 break
-            time.sleep(min(30.0, float(resp.headers.get("Retry-After") or 1)))
+            wait = retry_after(resp)
+            self.sleep(wait)
+            waited += wait
         if resp.status_code >= 400:
-            try:
-                body = resp.json()
-                error = body.get("error", body) if isinstance(body, dict) else {}
-                raise ApiError(resp.status_code, str(error.get("code", "")), str(error.get("message", resp.text)))
-            except ValueError:
-                raise ApiError(resp.status_code, "", f"HTTP {resp.status_code}: {resp.text[:300]}") from None
+            err = _api_error(resp)
+            if resp.status_code == 429:
+                err = ApiError(429, err.code or "TooManyRequests",
+                               f"{err.message} (still refused after {self.retries} retries "
+                               f"and {waited:.0f} s of waiting; the limit is per key)")
+            raise err
         return resp
 
     def train(self, method: str, path: str, **kw):

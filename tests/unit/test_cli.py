@@ -4,7 +4,9 @@ from __future__ import annotations
 import io
 
 import pytest
+import requests
 
+import loupe_cli.__main__ as cli
 from loupe_cli import api
 from loupe_cli.__main__ import main, parser
 from loupe_cli.progress import Progress, format_seconds, render
@@ -90,3 +92,57 @@ def test_usage_errors_exit_2(capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["train"])
     assert exit_.value.code == 2
+
+
+class _Replies:
+    """A stand-in for requests.Session that answers with the given (status, headers) in turn."""
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.calls = 0
+
+    def request(self, method, url, headers=None, timeout=None, **kw):
+        status, headers = self.replies[min(self.calls, len(self.replies) - 1)]
+        self.calls += 1
+        resp = requests.Response()
+        resp.status_code, resp.headers = status, requests.structures.CaseInsensitiveDict(headers)
+        resp._content = (b'{"code": "TooManyRequests", "message": "Rate limit is exceeded."}'
+                         if status == 429 else b"[]")
+        return resp
+
+
+def _client(replies: _Replies, **kw) -> tuple[api.Client, list[float]]:
+    waits: list[float] = []
+    client = api.Client(api.Config("http://loupe.test", "key"), sleep=waits.append, **kw)
+    client.http = replies
+    return client, waits
+
+
+def test_a_429_is_retried_after_the_wait_the_server_asks_for():
+    replies = _Replies((429, {"Retry-After": "2"}), (429, {}), (429, {"Retry-After": "600"}),
+                       (429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}), (200, {}))
+    client, waits = _client(replies)
+    assert client.train("GET", "/projects") == []
+    # Retry-After in seconds; 1 s when absent or a date; never more than MAX_RETRY_WAIT.
+    assert waits == [2.0, 1.0, api.MAX_RETRY_WAIT, 1.0]
+    assert replies.calls == 5
+
+
+def test_a_429_that_persists_ends_in_a_clear_error_after_the_retries():
+    replies = _Replies((429, {"Retry-After": "1"}))
+    client, waits = _client(replies, retries=3)
+    with pytest.raises(api.ApiError) as err:
+        client.train("GET", "/projects")
+    assert replies.calls == 4 and waits == [1.0, 1.0, 1.0]  # the first try and 3 retries
+    assert err.value.status == 429 and err.value.code == "TooManyRequests"
+    assert "Rate limit is exceeded" in str(err.value)
+    assert "after 3 retries and 3 s of waiting" in str(err.value)
+    assert api.RETRIES_429 == 5  # the CLI's default
+
+
+def test_the_command_exits_1_with_the_429_message(capsys, monkeypatch):
+    replies = _Replies((429, {"Retry-After": "1"}))
+    monkeypatch.setattr(cli, "Client", lambda config: _client(replies)[0])
+    assert main(["--endpoint", "http://loupe.test", "--training-key", "k", "projects"]) == 1
+    assert "loupe: TooManyRequests: Rate limit is exceeded. (still refused after 5 retries" in capsys.readouterr().err
+    assert replies.calls == api.RETRIES_429 + 1
