@@ -31,6 +31,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "services/common"))
 
+from loupe_common.limits import MAX_BATCH_IMAGES  # noqa: E402
 from loupe_model.datasets import load_fashion_mnist  # noqa: E402
 
 sys.path.insert(0, str(REPO / "deploy/local"))
@@ -84,9 +85,9 @@ def main() -> int:
     by_class = {c: [img for img, label in train if label == c] for c in range(args.classes)}
 
     def upload(images, tag):
-        for start in range(0, len(images), 64):
+        for start in range(0, len(images), MAX_BATCH_IMAGES):
             body = {"images": [{"name": f"{i}.png", "contents": base64.b64encode(b).decode()}
-                               for i, b in enumerate(images[start:start + 64])], "tagIds": [tag["id"]]}
+                               for i, b in enumerate(images[start:start + MAX_BATCH_IMAGES])], "tagIds": [tag["id"]]}
             call("POST", f"/projects/{pid}/images/files", json=body)
 
     for c, tag in enumerate(tags):

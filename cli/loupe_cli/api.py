@@ -10,11 +10,11 @@ from pathlib import Path
 
 import requests
 
+from loupe_common.limits import MAX_BATCH_IMAGES  # Custom Vision's, enforced by the gateway too
+
 TRAINING = "/customvision/v3.3/training"
 PREDICTION = "/customvision/v3.0/prediction"
-# Custom Vision's limits for one upload call (the gateway enforces them too).
-MAX_BATCH_IMAGES = 64
-MAX_BATCH_BYTES = 24 * 1024 * 1024
+MAX_BATCH_BYTES = 24 * 1024 * 1024  # bytes of images per upload call
 #: A throttled call (429) is retried this many times, each after the wait the server asks for
 #: (Retry-After, at most MAX_RETRY_WAIT seconds), before the CLI gives up with an error.
 RETRIES_429 = 5

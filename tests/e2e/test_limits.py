@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loupe_common.limits import (
+    MAX_BATCH_IMAGES, MAX_BATCH_TAGS, MAX_PREDICTION_IMAGE_BYTES, MAX_TRAINING_IMAGE_BYTES,
+)
 from loupe_model.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.e2e
-
-MB = 1024 * 1024
 
 
 def _png(size=(32, 32), seed=0) -> bytes:
@@ -41,27 +42,28 @@ def _post_files(api, pid, body):
 
 def test_batch_size_and_tags_per_batch(api):
     pid = api.new_project(f"lim-batch-{uuid.uuid4().hex[:6]}")["id"]
-    ok = _post_files(api, pid, _files([_png(seed=i) for i in range(64)]))
+    ok = _post_files(api, pid, _files([_png(seed=i) for i in range(MAX_BATCH_IMAGES)]))
     assert ok.status_code == 200 and ok.json()["isBatchSuccessful"]
-    over = _post_files(api, pid, _files([_png(seed=100 + i) for i in range(65)]))
+    over = _post_files(api, pid, _files([_png(seed=100 + i) for i in range(MAX_BATCH_IMAGES + 1)]))
     assert over.status_code == 400 and over.json()["code"] == "BadRequestExceededBatchSize"
-    assert api.train("GET", f"/projects/{pid}/images/count") == 64
+    assert api.train("GET", f"/projects/{pid}/images/count") == MAX_BATCH_IMAGES
 
-    tags = [api.train("POST", f"/projects/{pid}/tags", params={"name": f"t{i}"})["id"] for i in range(21)]
-    twenty = _post_files(api, pid, _files([_png(seed=500)], tags[:20]))
-    assert twenty.status_code == 200, twenty.text
-    assert len(twenty.json()["images"][0]["image"]["tags"]) == 20
+    tags = [api.train("POST", f"/projects/{pid}/tags", params={"name": f"t{i}"})["id"]
+            for i in range(MAX_BATCH_TAGS + 1)]
+    at_limit = _post_files(api, pid, _files([_png(seed=500)], tags[:MAX_BATCH_TAGS]))
+    assert at_limit.status_code == 200, at_limit.text
+    assert len(at_limit.json()["images"][0]["image"]["tags"]) == MAX_BATCH_TAGS
     over = _post_files(api, pid, _files([_png(seed=501)], tags))
     assert over.status_code == 400 and over.json()["code"] == "BadRequestExceededBatchSize"
-    assert api.train("GET", f"/projects/{pid}/images/count") == 65
+    assert api.train("GET", f"/projects/{pid}/images/count") == MAX_BATCH_IMAGES + 1
     api.train("DELETE", f"/projects/{pid}", expect=204)
 
 
 def test_training_image_bytes_and_dimensions(api):
     pid = api.new_project(f"lim-img-{uuid.uuid4().hex[:6]}")["id"]
     cases = [
-        (_exactly(6 * MB, 1), "OK"),
-        (_exactly(6 * MB + 1, 2), "ErrorImageSize"),
+        (_exactly(MAX_TRAINING_IMAGE_BYTES, 1), "OK"),
+        (_exactly(MAX_TRAINING_IMAGE_BYTES + 1, 2), "ErrorImageSize"),
         (_png((10240, 410), 3), "OK"),
         (_png((10241, 410), 4), "ErrorImageDimensions"),
         (_png((250, 10), 5), "OK"),          # 25:1
@@ -85,10 +87,10 @@ def test_prediction_image_bytes(api):
     assert api.wait_iteration(pid, it["id"])["status"] == "Completed"
     api.train("POST", f"/projects/{pid}/iterations/{it['id']}/publish",
               params={"publishName": "edge", "predictionId": api.resource_id})
-    at_limit = api.predict(f"/{pid}/classify/iterations/edge/image/nostore", _exactly(4 * MB, 7))
+    at_limit = api.predict(f"/{pid}/classify/iterations/edge/image/nostore", _exactly(MAX_PREDICTION_IMAGE_BYTES, 7))
     assert len(at_limit["predictions"]) == 2
     resp = api.http.post(f"{api.endpoint}/customvision/v3.0/prediction/{pid}/classify/iterations/edge/image",
-                         data=_exactly(4 * MB + 1, 8), timeout=60,
+                         data=_exactly(MAX_PREDICTION_IMAGE_BYTES + 1, 8), timeout=60,
                          headers={"Prediction-Key": api.prediction_key, "Content-Type": "application/octet-stream"})
     assert resp.status_code == 400 and resp.json()["code"] == "BadRequestImageSizeBytes"
     api.train("DELETE", f"/projects/{pid}/iterations/{it['id']}/publish", expect=(200, 204))

@@ -11,6 +11,7 @@ from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import storage_pb2_grpc
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import NotFound
+from loupe_common.limits import MAX_BATCH_IMAGES
 from loupe_model.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.e2e
@@ -25,8 +26,8 @@ def _tag(api, pid: str, name: str, **params) -> dict:
 
 
 def _upload(api, pid: str, images: list[bytes], tag_ids: list[str]) -> None:
-    for start in range(0, len(images), 64):
-        chunk = images[start:start + 64]
+    for start in range(0, len(images), MAX_BATCH_IMAGES):
+        chunk = images[start:start + MAX_BATCH_IMAGES]
         summary = api.upload_files(pid, chunk, tag_ids[0]) if len(tag_ids) == 1 else api.train(
             "POST", f"/projects/{pid}/images/files",
             json={"images": [{"name": f"i{i}.png", "contents": _b64(b), "tagIds": tag_ids}

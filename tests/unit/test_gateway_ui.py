@@ -6,7 +6,10 @@ import re
 import pytest
 from flask import Flask
 
+from loupe_common.config import load
 from loupe_gateway import ui
+from loupe_gateway.app import create_app
+from loupe_gateway.config import GatewayConfig
 
 pytestmark = pytest.mark.unit
 
@@ -89,3 +92,17 @@ def test_script_calls_the_feedback_endpoints(client):
     page_ids = set(re.findall(r'data-testid="([^"]+)"', html))
     script_ids = set(re.findall(r'"data-testid": "([^"]+)"', text))
     assert script_ids and not (script_ids & page_ids), script_ids & page_ids
+
+
+def test_the_page_carries_the_gateways_upload_limits(client, gateway_env):
+    # app.js splits uploads by data-batch: Custom Vision's limit on a bare app, else the
+    # gateway's configured one.
+    html = client.get("/").get_data(as_text=True)
+    assert 'data-batch="64"' in html and "up to 6 MB each. Sent in batches of 64." in html
+    config = load(GatewayConfig, {**gateway_env, "LOUPE_MAX_BATCH_IMAGES": "10",
+                                  "LOUPE_MAX_TRAINING_IMAGE_BYTES": str(3 * 1024 * 1024 // 2)})
+    html = create_app(config).test_client().get("/").get_data(as_text=True)
+    assert 'data-batch="10"' in html and "up to 1.5 MB each. Sent in batches of 10." in html
+    js = client.get("/ui/static/app.js")
+    assert b"dataset.batch" in js.data and not re.search(rb"UPLOAD_BATCH = \d", js.data)
+    js.close()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loupe_common import limits
 from loupe_common.config import env_field
 
 
@@ -28,15 +29,19 @@ class GatewayConfig:
     )
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "logging level")
     threads: int = env_field("LOUPE_GATEWAY_THREADS", 16, "waitress worker threads")
-    # Limits, with Custom Vision's documented defaults.
+    # Limits, with Custom Vision's documented defaults (loupe_common.limits for those that
+    # other parts of Loupe need too).
     max_training_image_bytes: int = env_field(
-        "LOUPE_MAX_TRAINING_IMAGE_BYTES", 6291456, "largest training image (6 MB)"
+        "LOUPE_MAX_TRAINING_IMAGE_BYTES", limits.MAX_TRAINING_IMAGE_BYTES, "largest training image (6 MB)"
     )
     max_prediction_image_bytes: int = env_field(
-        "LOUPE_MAX_PREDICTION_IMAGE_BYTES", 4194304, "largest prediction image (4 MB)"
+        "LOUPE_MAX_PREDICTION_IMAGE_BYTES", limits.MAX_PREDICTION_IMAGE_BYTES,
+        "largest prediction image (4 MB)",
     )
-    max_batch_images: int = env_field("LOUPE_MAX_BATCH_IMAGES", 64, "most images per upload")
-    max_batch_tags: int = env_field("LOUPE_MAX_BATCH_TAGS", 20, "most tags per upload")
+    max_batch_images: int = env_field(
+        "LOUPE_MAX_BATCH_IMAGES", limits.MAX_BATCH_IMAGES, "most images per upload"
+    )
+    max_batch_tags: int = env_field("LOUPE_MAX_BATCH_TAGS", limits.MAX_BATCH_TAGS, "most tags per upload")
     max_image_side: int = env_field("LOUPE_MAX_IMAGE_SIDE", 10240, "longest image side in px")
     max_aspect_ratio: float = env_field("LOUPE_MAX_ASPECT_RATIO", 25.0, "long side / short side at most")
     min_images_per_tag: int = env_field(

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Blueprint, Response, g, jsonify, request
 
 from loupe.v1 import metadata_pb2 as mpb
-from loupe_common import exports
+from loupe_common import exports, limits
 from loupe_common.errors import BadRequest, Conflict, Internal, LoupeError, NotFound
 from loupe_gateway import domains, serialize, signing
 from loupe_gateway.api.common import account
@@ -40,8 +40,6 @@ TOKEN_TTL_SECONDS = 7 * 24 * 3600
 MANIFEST_FORMAT = "loupe-project-export"
 _PAGE = 256
 _COPY_THREADS = 8
-#: Images per AddImages call when importing (Custom Vision's batch size).
-_ADD_BATCH = 64
 
 
 # --- iteration export ----------------------------------------------------------------------------
@@ -297,7 +295,7 @@ def _fill(project_id: str, source_id: str, manifest: dict) -> None:
     images = manifest["images"]
     with ThreadPoolExecutor(max_workers=_COPY_THREADS, thread_name_prefix="import") as pool:
         list(pool.map(copy, sorted({img["sha256"] for img in images})))
-    for start in range(0, len(images), _ADD_BATCH):
+    for start in range(0, len(images), limits.MAX_BATCH_IMAGES):  # Custom Vision's batch size
         backends.add_images(account(), project_id, [
             mpb.NewImage(
                 sha256=img["sha256"], width=img["width"], height=img["height"],
@@ -305,5 +303,5 @@ def _fill(project_id: str, source_id: str, manifest: dict) -> None:
                 tag_ids=[tag_map[t] for t in img["tagIds"] if t in tag_map],
                 metadata=img.get("metadata") or {},
             )
-            for img in images[start:start + _ADD_BATCH]
+            for img in images[start:start + limits.MAX_BATCH_IMAGES]
         ])

@@ -7,7 +7,9 @@ assets under `/ui/static/`.
 """
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, current_app, render_template
+
+from loupe_common import limits
 
 bp = Blueprint(
     "ui", __name__, static_folder="static", template_folder="templates", url_prefix="",
@@ -27,7 +29,16 @@ _HEADERS = {
 }
 
 
+def _upload_limits() -> dict[str, float]:
+    """The gateway's configured upload limits, which the page splits and describes uploads by
+    (Custom Vision's own on an app without a gateway configuration)."""
+    loupe = current_app.extensions.get("loupe")
+    batch, image_bytes = ((loupe.config.max_batch_images, loupe.config.max_training_image_bytes)
+                          if loupe is not None else (limits.MAX_BATCH_IMAGES, limits.MAX_TRAINING_IMAGE_BYTES))
+    return {"upload_batch": batch, "upload_image_mb": round(image_bytes / limits.MB, 1)}
+
+
 @bp.get("/")
 @bp.get("/ui")
 def index():
-    return render_template("index.html"), 200, _HEADERS
+    return render_template("index.html", **_upload_limits()), 200, _HEADERS

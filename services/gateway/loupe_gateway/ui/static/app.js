@@ -5,7 +5,10 @@
   const TRAINING = "/customvision/v3.3/training";
   const PREDICTION = "/customvision/v3.0/prediction";
   const KEYS_STORAGE = "loupe.keys";
-  const UPLOAD_BATCH = 64;   // Custom Vision's images per upload batch
+  // Images per upload call and the hint that says so: from the page, which the gateway
+  // renders with its configured limits.
+  const UPLOAD_BATCH = Number(document.getElementById("upload-selection").dataset.batch);
+  const UPLOAD_HINT = document.getElementById("upload-selection").textContent;
   const PAGE_SIZE = 24;      // thumbnails per page
   const UNTAGGED = "untagged"; // the upload tag select's "no tag" value
   const POLL_MS = 500;       // training progress polling period
@@ -363,7 +366,7 @@
     const n = state.pendingFiles.length;
     $("upload-selection").textContent = n
       ? `${n} image${n === 1 ? "" : "s"} selected.`
-      : "JPEG, PNG, BMP or GIF; up to 6 MB each. Sent in batches of 64.";
+      : UPLOAD_HINT;
     $("upload-button").disabled = !(n && $("upload-tag").value);
   }
 
