@@ -1,7 +1,7 @@
 """Custom Vision's classification domains that Loupe serves, with Custom Vision's own ids.
 
-Both are backed by EfficientNet-Lite0 for now (see DESIGN.md, Models); only the compact domain
-is exportable, as in Custom Vision.
+Both are backed by EfficientNet-Lite0 for now (docs/design-notes.md, Quick training); only the
+compact domain is exportable, as in Custom Vision.
 """
 from __future__ import annotations
 
