@@ -162,7 +162,7 @@ check "KEDA: ScaledObject on the trainers' consumer lag when enabled" \
   grep -q 'consumerGroup: loupe-trainers' <(doc ScaledObject loupe-training "$G")
 check "Ingress: only when enabled" eq "$(count '^kind: Ingress' "$D")/$(count '^kind: Ingress' "$X")" 0/1
 check "hardening: every Loupe container is read-only, non-root, drops ALL" \
-  eq "$(count 'readOnlyRootFilesystem: true' "$D")" "$(( $(count '^kind: Deployment' "$D") + 2 + 2 + 1 ))"
+  eq "$(count 'readOnlyRootFilesystem: true' "$D")" "$(( $(count '^kind: Deployment' "$D") + 2 + 3 + 1 ))"
 check "schema: a wrong type is rejected" \
   bash -c "! '$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set training.gpu.enabled=maybe"
 check "schema: an unknown value is rejected" \

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from loupe_common.errors import from_rpc_error
-from loupe_common.grpcserver import CHANNEL_OPTIONS
+from loupe_common.grpcserver import CLIENT_OPTIONS
 
 
 class ServiceClient:
@@ -19,7 +19,7 @@ class ServiceClient:
 
     def __init__(self, address: str, stub_cls: type, timeout: float = 30.0):
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
         self._stub = stub_cls(self.channel)
         self._timeout = timeout
 

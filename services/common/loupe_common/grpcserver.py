@@ -1,6 +1,7 @@
 """gRPC server factory shared by every service: error mapping, metrics, health, graceful stop."""
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -22,6 +23,32 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+]
+#: Clients spread calls over every address their target resolves to (in Kubernetes a `dns:///`
+#: target names a headless Service: one address per ready pod) instead of gRPC's default
+#: pick_first, which sends everything to one replica. A call that finds its replica gone
+#: (UNAVAILABLE: refused, or closed by a replica shutting down) is tried again on another.
+CLIENT_SERVICE_CONFIG = {
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "methodConfig": [{
+        "name": [{}],
+        "retryPolicy": {
+            "maxAttempts": 4, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+            "retryableStatusCodes": ["UNAVAILABLE"],
+        },
+    }],
+}
+CLIENT_OPTIONS = CHANNEL_OPTIONS + [
+    ("grpc.service_config", json.dumps(CLIENT_SERVICE_CONFIG)),
+    ("grpc.enable_retries", 1),
+    # Re-resolve soon after a replica goes away, so new replicas are found quickly.
+    ("grpc.dns_min_time_between_resolutions_ms", 1000),
+]
+#: Servers end each connection after a while (gracefully: calls in flight finish), so clients
+#: resolve their target again and new replicas (an HPA scaling out) get their share of calls.
+SERVER_OPTIONS = CHANNEL_OPTIONS + [
+    ("grpc.max_connection_age_ms", 30_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
 ]
 
 RPC_SECONDS = Histogram(
@@ -84,7 +111,7 @@ def create_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         interceptors=[_Interceptor()],
-        options=CHANNEL_OPTIONS,
+        options=SERVER_OPTIONS,
     )
     for add in register:
         add(server)

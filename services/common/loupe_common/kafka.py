@@ -5,6 +5,7 @@ import logging
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,12 @@ PREDICTION_RECORDER_GROUP = "loupe-prediction-recorders"
 #: topic -> partitions. Training jobs are keyed by project id: partitions bound how many
 #: trainers work at once.
 TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4}
+#: The largest record Loupe writes (a stored prediction carries its image, up to 4 MB, and
+#: exports their artifacts): producers are allowed this much and every topic is created (or
+#: altered) to accept it, so a broker whose default is 1 MB (Strimzi, managed Kafka) does not
+#: refuse them.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+TOPIC_CONFIGS = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
 #: How long a new consumer waits for its topic's partitions before joining its group.
 METADATA_WAIT_SECONDS = 30.0
 
@@ -47,6 +54,7 @@ def ensure_topics(
             time.sleep(1)
     try:
         existing = set(admin.list_topics())
+        names = list(topics or TOPICS)
         wanted = {
             name: {"num_partitions": parts, "replication_factor": replication_factor}
             for name, parts in (topics or TOPICS).items()
@@ -54,12 +62,39 @@ def ensure_topics(
         }
         if wanted:
             try:
-                admin.create_topics(wanted, wait_for_metadata=True)
+                admin.create_topics(
+                    [NewTopic(name, topic_configs=dict(TOPIC_CONFIGS), **spec) for name, spec in wanted.items()],
+                    wait_for_metadata=True,
+                )
             except TopicAlreadyExistsError:
                 pass
             log.info("created topics %s", sorted(wanted))
+        _align_topic_configs(admin, [n for n in names if n not in wanted])
     finally:
         admin.close()
+
+
+def _align_topic_configs(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Sets TOPIC_CONFIGS on topics that exist without them (made by an older Loupe or by hand)."""
+    if not names:
+        return
+    described = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, configs=dict.fromkeys(TOPIC_CONFIGS)) for n in names],
+        config_filter="all",
+    )
+    stale = [
+        name for by_name in described.values() for name, current in by_name.items()
+        if any(config_value(current.get(k)) != v for k, v in TOPIC_CONFIGS.items())
+    ]
+    if stale:
+        # Incremental where the broker supports it: the topics' other settings stay as they are.
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, n, configs=dict(TOPIC_CONFIGS)) for n in stale])
+        log.info("set %s on topics %s", TOPIC_CONFIGS, sorted(stale))
+
+
+def config_value(entry) -> str | None:
+    """The value in one entry of `KafkaAdminClient.describe_configs`' answer."""
+    return entry.get("value") if isinstance(entry, dict) else entry
 
 
 def producer(bootstrap: str) -> KafkaProducer:
@@ -69,7 +104,7 @@ def producer(bootstrap: str) -> KafkaProducer:
         acks="all",
         retries=5,
         linger_ms=5,
-        max_request_size=16 * 1024 * 1024,
+        max_request_size=MAX_MESSAGE_BYTES,
     )
 
 

@@ -1,8 +1,11 @@
-"""`python -m loupe_metadata [serve|migrate|create-account --name NAME]`.
+"""`python -m loupe_metadata [serve|migrate|create-account --name NAME|ensure-account --name NAME]`.
 
 serve (the default) applies pending migrations, then serves gRPC until SIGTERM/SIGINT;
 migrate only applies migrations (the Helm migration Job); create-account prints a new account
-with its keys as JSON (the local stack's bootstrap).
+with its keys as JSON (the local stack's bootstrap); ensure-account creates the account whose
+id and keys are in LOUPE_ACCOUNT_ID, LOUPE_ACCOUNT_TRAINING_KEY and LOUPE_ACCOUNT_PREDICTION_KEY
+unless it exists (the Helm chart's bootstrap hook: the chart's Secret holds them) and prints it
+without its keys.
 """
 from __future__ import annotations
 
@@ -23,6 +26,9 @@ from loupe_metadata.server import build_server, open_pool
 
 log = logging.getLogger("loupe_metadata")
 
+#: The environment of `ensure-account` (from a Secret, never from the command line).
+ACCOUNT_VARIABLES = ("LOUPE_ACCOUNT_ID", "LOUPE_ACCOUNT_TRAINING_KEY", "LOUPE_ACCOUNT_PREDICTION_KEY")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loupe_metadata")
@@ -31,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("migrate", help="apply pending schema migrations and exit")
     create = commands.add_parser("create-account", help="create an account, print it as JSON")
     create.add_argument("--name", required=True)
+    ensure = commands.add_parser("ensure-account", help="create the account given by LOUPE_ACCOUNT_* unless it exists")
+    ensure.add_argument("--name", required=True)
     args = parser.parse_args(argv)
 
     config = load(MetadataConfig, os.environ)
@@ -39,6 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     if applied:
         log.info("applied migrations %s", applied)
     if args.command == "migrate":
+        return 0
+    if args.command == "ensure-account":
+        missing = [k for k in ACCOUNT_VARIABLES if not os.environ.get(k)]
+        if missing:
+            parser.error("missing environment variables: " + ", ".join(missing))
+        pool = open_pool(config)
+        try:
+            account = MetadataCore(pool).ensure_account(
+                os.environ["LOUPE_ACCOUNT_ID"], args.name, os.environ["LOUPE_ACCOUNT_TRAINING_KEY"],
+                os.environ["LOUPE_ACCOUNT_PREDICTION_KEY"],
+            )
+        finally:
+            pool.close()
+        print(json.dumps({"id": account.id, "name": account.name,
+                          "prediction_resource_id": account.prediction_resource_id}))
         return 0
     if args.command == "create-account":
         pool = open_pool(config)

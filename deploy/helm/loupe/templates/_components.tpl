@@ -17,6 +17,7 @@ Each "loupe.spec.<component>" takes the root context and returns YAML with:
 
 {{- define "loupe.spec.gateway" -}}
 {{- $v := .Values.gateway -}}
+command: [python, -m, loupe_gateway]
 ports:
   - name: http
     port: {{ $v.port }}
@@ -43,10 +44,20 @@ env:
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "training") | quote }}
   - name: LOUPE_KAFKA_BOOTSTRAP
     value: {{ include "loupe.kafka.bootstrap" . | quote }}
+  - name: LOUPE_URL_SIGNING_SECRET
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "loupe.auth.secretName" . }}
+        key: url-signing-secret
+  - name: LOUPE_RATE_LIMIT_PER_SECOND
+    value: {{ $v.rateLimit.perSecond | quote }}
+  - name: LOUPE_RATE_LIMIT_BURST
+    value: {{ $v.rateLimit.burst | quote }}
 {{- end }}
 
 {{- define "loupe.spec.metadata" -}}
 {{- $v := .Values.metadata -}}
+command: [python, -m, loupe_metadata]
 ports:
   - name: grpc
     port: {{ $v.port }}
@@ -73,6 +84,7 @@ env:
 
 {{- define "loupe.spec.storage" -}}
 {{- $v := .Values.storage -}}
+command: [python, -m, loupe_storage]
 ports:
   - name: grpc
     port: {{ $v.port }}
@@ -95,6 +107,7 @@ env:
 
 {{- define "loupe.spec.training" -}}
 {{- $v := .Values.training -}}
+command: [python, -m, loupe_training]
 ports:
   - name: grpc
     port: {{ $v.port }}
@@ -149,6 +162,7 @@ tolerations:
 {{- define "loupe.spec.prediction" -}}
 {{- $v := .Values.prediction -}}
 {{- $ts := include "loupe.componentName" (dict "root" . "name" "torchserve") -}}
+command: [python, -m, loupe_prediction]
 ports:
   - name: grpc
     port: {{ $v.port }}
@@ -186,6 +200,7 @@ env:
 
 {{- define "loupe.spec.torchserve" -}}
 {{- $v := .Values.torchserve -}}
+command: [loupe-torchserve]
 ports:
   - name: inference
     port: {{ $v.port }}

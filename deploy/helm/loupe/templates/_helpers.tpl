@@ -67,16 +67,15 @@ app.kubernetes.io/part-of: loupe
 {{- end }}
 {{- end }}
 
-{{/* Image of a Loupe component: <registry>/<repositoryPrefix><component>:<tag> unless overridden. */}}
+{{/* Image of a Loupe component: <registry>/<image.repository>:<tag> unless the component
+overrides repository or tag. */}}
 {{- define "loupe.image" -}}
 {{- $img := .root.Values.image -}}
-{{- $c := index .root.Values .name -}}
-{{- $repo := $c.image.repository -}}
-{{- if not $repo -}}
-{{- $repo = printf "%s%s" $img.repositoryPrefix .name -}}
+{{- $c := index .root.Values .name | default dict -}}
+{{- $own := $c.image | default dict -}}
+{{- $repo := $own.repository | default $img.repository -}}
 {{- if $img.registry }}{{ $repo = printf "%s/%s" (trimSuffix "/" $img.registry) $repo }}{{ end -}}
-{{- end -}}
-{{- printf "%s:%s" $repo ($c.image.tag | default $img.tag | default .root.Chart.AppVersion) -}}
+{{- printf "%s:%s" $repo ($own.tag | default $img.tag | default .root.Chart.AppVersion) -}}
 {{- end }}
 
 {{/* "true" when something other than the Deployment owns the replica count (HPA or KEDA). */}}
@@ -232,6 +231,33 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/* Loupe's own Secret (URL signing secret, the first account's id and keys). */}}
+{{- define "loupe.auth.secretName" -}}
+{{- .Values.auth.existingSecret | default (include "loupe.componentName" (dict "root" . "name" "auth")) -}}
+{{- end }}
+
+{{/* A generated secret value kept across upgrades (looked up in the cluster), made with
+`generator`: "hex32" (an API key in Custom Vision's shape), "uuid" or "alnum64". Args: root,
+key, generator. */}}
+{{- define "loupe.auth.value" -}}
+{{- $secret := include "loupe.componentName" (dict "root" .root "name" "auth") -}}
+{{- if not (hasKey .root.Values "__loupeGenerated") }}{{ $_ := set .root.Values "__loupeGenerated" dict }}{{ end -}}
+{{- $memo := index .root.Values "__loupeGenerated" -}}
+{{- $id := printf "%s/%s" $secret .key -}}
+{{- if not (hasKey $memo $id) -}}
+{{- $val := "" -}}
+{{- if eq .generator "hex32" }}{{ $val = randAlphaNum 64 | sha256sum | trunc 32 }}
+{{- else if eq .generator "uuid" }}{{ $val = uuidv4 }}
+{{- else }}{{ $val = randAlphaNum 64 }}{{ end -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace $secret -}}
+{{- if and $existing $existing.data (hasKey $existing.data .key) -}}
+{{- $val = index $existing.data .key | b64dec -}}
+{{- end -}}
+{{- $_ := set $memo $id $val -}}
+{{- end -}}
+{{- index $memo $id -}}
 {{- end }}
 
 {{/* The /tmp volume every container gets (the root filesystem is read-only). */}}

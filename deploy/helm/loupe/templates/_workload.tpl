@@ -65,6 +65,10 @@ spec:
         - name: {{ $name }}
           image: {{ include "loupe.image" . | quote }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          {{- with $spec.command }}
+          command:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
           {{- with $spec.args }}
           args:
             {{- toYaml . | nindent 12 }}
@@ -91,6 +95,12 @@ spec:
           {{- with $resources }}
           resources:
             {{- toYaml . | nindent 12 }}
+          {{- end }}
+          {{- if $root.Values.preStopSleepSeconds }}
+          lifecycle:
+            preStop:
+              exec:
+                command: [sleep, {{ $root.Values.preStopSleepSeconds | quote }}]
           {{- end }}
           securityContext:
             {{- toYaml $root.Values.securityContext | nindent 12 }}
@@ -155,6 +165,9 @@ spec:
       port: {{ .servicePort | default .port }}
       targetPort: {{ .name }}
       protocol: TCP
+      {{- if and (eq ($svc.type | default "ClusterIP") "NodePort") $svc.nodePort }}
+      nodePort: {{ $svc.nodePort }}
+      {{- end }}
       {{- if hasPrefix "grpc" .name }}
       appProtocol: grpc
       {{- end }}

@@ -1,0 +1,238 @@
+"""`python -m loupe_cluster up|down|status|env`: Loupe on a real single-node Kubernetes.
+
+up      installs what is missing (Debian packages; Kubernetes, CoreDNS and helm built from the Go
+        module proxy into the Loupe cache), starts the cluster, builds and loads the images,
+        installs (or upgrades) the chart, waits for every pod, writes .loupe/k8s/env
+down    stops the pods and the cluster's processes; the data stays in .loupe/k8s
+status  the cluster's processes and Loupe's pods
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from loupe_cluster import build, images
+from loupe_cluster.cluster import NODE_NAME, Cluster, ClusterLayout, write_config
+
+log = logging.getLogger("loupe_cluster")
+
+REPO = Path(__file__).resolve().parents[3]
+CHART = REPO / "deploy" / "helm" / "loupe"
+LOCAL_VALUES = REPO / "deploy" / "k8s" / "values-local.yaml"
+RELEASE = "loupe"
+NAMESPACE = "loupe"
+#: The gateway's NodePort, served on 127.0.0.1 only (kube-proxy's nodePortAddresses).
+GATEWAY_NODE_PORT = 30750
+
+DEBIAN_PACKAGES = {
+    # package -> a file that proves it is installed
+    "containerd": "/usr/bin/containerd",
+    "runc": "/usr/sbin/runc",
+    "containernetworking-plugins": "/usr/lib/cni/bridge",
+    "iptables": "/usr/sbin/iptables",
+    "conntrack": "/usr/sbin/conntrack",
+    "iproute2": "/usr/sbin/ip",
+    "etcd-server": "/usr/bin/etcd",
+    "buildah": "/usr/bin/buildah",
+    "mmdebstrap": "/usr/bin/mmdebstrap",
+    "openssl": "/usr/bin/openssl",
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("LOUPE_CACHE", Path.home() / ".cache" / "loupe"))
+
+
+def layout() -> ClusterLayout:
+    data = Path(os.environ.get("LOUPE_K8S_DATA", REPO / ".loupe" / "k8s"))
+    return ClusterLayout(data=data, cache=cache_dir())
+
+
+def ensure_debian_packages() -> None:
+    missing = [p for p, proof in DEBIAN_PACKAGES.items() if not Path(proof).exists()]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("make k8s-up runs a kubelet and containerd: it needs root")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log.info("installing %s", " ".join(missing))
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+
+
+def _step(name: str, t0: float) -> None:
+    log.info("%s (%.0f s)", name, time.monotonic() - t0)
+
+
+def helm(L: ClusterLayout, *args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess:
+    env = dict(os.environ, KUBECONFIG=str(L.admin_kubeconfig),
+               HELM_CACHE_HOME=str(L.cache / "helm" / "cache"), HELM_CONFIG_HOME=str(L.cache / "helm" / "config"),
+               HELM_DATA_HOME=str(L.cache / "helm" / "data"))
+    return subprocess.run([str(L.bin / "helm"), *args], check=check, env=env, text=True,
+                          capture_output=capture)
+
+
+def apply_basics(cluster: Cluster) -> None:
+    """What a bare cluster lacks for the chart: CoreDNS's read access, a default StorageClass and
+    local volumes for the bundled PostgreSQL, MinIO and Kafka (each pre-bound to its claim and
+    owned by the uid its image runs as, since hostPath volumes ignore fsGroup)."""
+    L = cluster.layout
+    docs = [
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "loupe:coredns"},
+         "rules": [{"apiGroups": [""], "resources": ["endpoints", "services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"]},
+                   {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list", "watch"]}]},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "loupe:coredns"},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "loupe:coredns"},
+         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:coredns"}]},
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+         "metadata": {"name": "local", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+         "provisioner": "kubernetes.io/no-provisioner", "volumeBindingMode": "WaitForFirstConsumer",
+         "reclaimPolicy": "Retain"},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
+    ]
+    for name, uid in (("postgresql", 999), ("minio", 10001), ("kafka", 1000)):
+        claim = f"data-{RELEASE}-{name}-0"
+        path = L.volumes / name
+        path.mkdir(parents=True, exist_ok=True)
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o700)
+        docs.append({
+            "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{NAMESPACE}-{claim}"},
+            "spec": {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteOnce"],
+                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "local",
+                     "claimRef": {"namespace": NAMESPACE, "name": claim},
+                     "local": {"path": str(path)},
+                     "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                         {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE_NAME]}]}]}}},
+        })
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+
+
+def install_chart(cluster: Cluster, refs: dict[str, str], timeout: str = "15m") -> None:
+    L = cluster.layout
+    repo, _, tag = refs["loupe"].rpartition(":")
+    sets = {
+        "image.repository": repo, "image.tag": tag,
+        "postgresql.image": refs["postgresql"], "minio.image": refs["minio"], "kafka.image": refs["kafka"],
+        "gateway.service.nodePort": str(GATEWAY_NODE_PORT),
+    }
+    args = ["upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(LOCAL_VALUES),
+            "--wait", "--timeout", timeout]
+    for k, v in sets.items():
+        args += ["--set-string" if k != "gateway.service.nodePort" else "--set", f"{k}={v}"]
+    r = helm(L, *args, check=False)
+    if r.returncode != 0:
+        cluster.kubectl("-n", NAMESPACE, "get", "pods,jobs", "-o", "wide", check=False, capture=False)
+        raise SystemExit(f"helm upgrade --install failed; pods above, logs with: "
+                         f"KUBECONFIG={L.admin_kubeconfig} {L.bin / 'kubectl'} -n {NAMESPACE} logs <pod>")
+
+
+def secret_values(cluster: Cluster, name: str) -> dict[str, str]:
+    r = cluster.kubectl("-n", NAMESPACE, "get", "secret", name, "-o", "json")
+    return {k: base64.b64decode(v).decode() for k, v in json.loads(r.stdout)["data"].items()}
+
+
+def write_env(cluster: Cluster) -> dict[str, str]:
+    L = cluster.layout
+    auth = secret_values(cluster, f"{RELEASE}-auth")
+    values = {
+        "LOUPE_ENDPOINT": f"http://127.0.0.1:{GATEWAY_NODE_PORT}",
+        "LOUPE_TRAINING_KEY": auth["training-key"],
+        "LOUPE_PREDICTION_KEY": auth["prediction-key"],
+        "LOUPE_PREDICTION_RESOURCE_ID": (f"/subscriptions/{auth['account-id']}/resourceGroups/loupe/providers/"
+                                         "Microsoft.CognitiveServices/accounts/loupe-prediction"),
+        "KUBECONFIG": str(L.admin_kubeconfig),
+        "LOUPE_K8S_NAMESPACE": NAMESPACE,
+        "LOUPE_K8S_RELEASE": RELEASE,
+        "LOUPE_K8S_BIN": str(L.bin),
+    }
+    tmp = L.env_file.with_suffix(".tmp")
+    tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
+    tmp.chmod(0o600)
+    tmp.rename(L.env_file)
+    return values
+
+
+def wait_gateway(url: str, timeout: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the gateway does not answer on {url}")
+        time.sleep(1)
+
+
+def up() -> None:
+    t0 = time.monotonic()
+    L = layout()
+    ensure_debian_packages()
+    bin_dir = build.build_all(L.cache)
+    _step("binaries ready", t0)
+    store = images.Images(L.cache, L.containerd_sock)
+    pause = store.pause(bin_dir / "pause")
+    write_config(L, pause)
+    cluster = Cluster(L)
+    cluster.start()
+    cluster.wait_api()
+    apply_basics(cluster)  # CoreDNS's access first: pods resolve names from their first start
+    _step("API server ready", t0)
+    refs = images.build_and_load(L.cache, L.containerd_sock, bin_dir / "pause")
+    _step("images built and loaded", t0)
+    cluster.wait_node()
+    install_chart(cluster, refs)
+    _step("chart installed, every pod ready", t0)
+    env = write_env(cluster)
+    wait_gateway(env["LOUPE_ENDPOINT"])
+    kubectl = f"{L.bin / 'kubectl'}"
+    print(f"""
+Loupe runs on Kubernetes ({time.monotonic() - t0:.0f} s): {env['LOUPE_ENDPOINT']}  (web UI and REST API)
+  keys and endpoint: . {L.env_file}
+  kubectl:           KUBECONFIG={L.admin_kubeconfig} {kubectl} -n {NAMESPACE} get pods
+  helm:              KUBECONFIG={L.admin_kubeconfig} {L.bin / 'helm'} -n {NAMESPACE} status {RELEASE}
+  (after `. {L.env_file}`, $KUBECONFIG is set: `export PATH={L.bin}:$PATH` gives kubectl and helm)
+  stop it:           make k8s-down (the data stays in {L.data})
+""")
+
+
+def down() -> None:
+    Cluster(layout()).stop()
+
+
+def status() -> None:
+    L = layout()
+    cluster = Cluster(L)
+    if not cluster.running():
+        print("the cluster is not running")
+        return
+    print(cluster.ctl("status", check=False).stdout)
+    cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide", check=False, capture=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loupe_cluster")
+    parser.add_argument("command", choices=["up", "down", "status"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="k8s: %(message)s")
+    {"up": up, "down": down, "status": status}[args.command]()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Container images built on this machine, with no registry: a Debian base made by mmdebstrap,
+the project's Dockerfiles built by buildah on it, and the results imported into the cluster's
+containerd. Each image is tagged with a hash of what went into it, so an unchanged image is
+neither rebuilt nor imported again.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+log = logging.getLogger("loupe_cluster")
+
+REPO = Path(__file__).resolve().parents[3]
+IMAGES = REPO / "deploy" / "images"
+DEBIAN_SUITE = "bookworm"
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+#: What the base has: the rest comes from each Dockerfile's own apt-get.
+BASE_PACKAGES = ("ca-certificates",)
+BASE_VERSION = "1"  # bump to rebuild the base
+REGISTRY = "loupe.local"
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    log.info("$ %s", " ".join(cmd))
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def tree_hash(paths: list[Path], extra: str = "") -> str:
+    """A hash of the files under `paths` (names and contents, __pycache__ left out)."""
+    h = hashlib.sha256(extra.encode())
+    for root in paths:
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for f in files:
+            h.update(str(f.relative_to(REPO) if f.is_relative_to(REPO) else f.name).encode())
+            h.update(b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    return h.hexdigest()[:12]
+
+
+class Images:
+    """Builds the images and loads them into containerd (namespace k8s.io, the CRI's)."""
+
+    def __init__(self, cache: Path, containerd_sock: Path):
+        self.cache = cache
+        self.work = cache / "k8s" / "images"
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.sock = containerd_sock
+
+    # -- containerd ----------------------------------------------------------------------------
+    def _ctr(self, *args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["ctr", "--address", str(self.sock), "-n", "k8s.io", *args], **kw)
+
+    def loaded(self, ref: str) -> bool:
+        r = self._ctr("images", "ls", "-q", capture_output=True, text=True)
+        return ref in r.stdout.split()
+
+    def load(self, ref: str) -> None:
+        """Exports a buildah image and imports it into containerd."""
+        if self.loaded(ref):
+            return
+        archive = self.work / "export.tar"
+        archive.unlink(missing_ok=True)
+        _run(["buildah", "push", "--quiet", ref, f"docker-archive:{archive}:{ref}"])
+        try:
+            _run(["ctr", "--address", str(self.sock), "-n", "k8s.io", "images", "import",
+                  str(archive)], stdout=subprocess.DEVNULL)
+        finally:
+            archive.unlink(missing_ok=True)
+
+    # -- buildah ---------------------------------------------------------------------------------
+    @staticmethod
+    def built(ref: str) -> bool:
+        return subprocess.run(["buildah", "inspect", "--type", "image", ref],
+                              capture_output=True).returncode == 0
+
+    def base(self) -> str:
+        """The Debian base every image starts from (mmdebstrap, about 100 s once)."""
+        ref = f"{REGISTRY}/debian:{DEBIAN_SUITE}-{BASE_VERSION}"
+        if self.built(ref):
+            return ref
+        tarball = self.work / f"debian-{DEBIAN_SUITE}-{BASE_VERSION}.tar"
+        if not tarball.exists():
+            log.info("making the Debian %s base with mmdebstrap (first run only)", DEBIAN_SUITE)
+            partial = tarball.with_name(tarball.stem + ".partial.tar")
+            _run(["mmdebstrap", "--variant=minbase", "--quiet", f"--include={','.join(BASE_PACKAGES)}",
+                  "--aptopt=APT::Install-Recommends \"false\"",
+                  "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+                  DEBIAN_SUITE, str(partial), DEBIAN_MIRROR])
+            partial.rename(tarball)
+        ctr = subprocess.run(["buildah", "from", "scratch"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        try:
+            _run(["buildah", "add", "--quiet", ctr, str(tarball), "/"])
+            _run(["buildah", "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                  "--env", "LANG=C.UTF-8", "--cmd", "/bin/sh", ctr])
+            _run(["buildah", "commit", "--quiet", "--rm", ctr, ref])
+        except BaseException:
+            subprocess.run(["buildah", "rm", ctr], capture_output=True)
+            raise
+        return ref
+
+    def pause(self, binary: Path) -> str:
+        """The pod sandbox image: the static pause binary alone."""
+        ref = f"{REGISTRY}/pause:{tree_hash([binary])}"
+        if self.built(ref):
+            return ref
+        ctr = subprocess.run(["buildah", "from", "scratch"], check=True, capture_output=True,
+                             text=True).stdout.strip()
+        try:
+            _run(["buildah", "copy", "--quiet", "--chmod", "0755", ctr, str(binary), "/pause"])
+            _run(["buildah", "config", "--entrypoint", '["/pause"]', "--user", "65535:65535", ctr])
+            _run(["buildah", "commit", "--quiet", "--rm", ctr, ref])
+        except BaseException:
+            subprocess.run(["buildah", "rm", ctr], capture_output=True)
+            raise
+        return ref
+
+    def bud(self, ref: str, dockerfile: Path, context: Path, base: str, volumes: list[str] = (),
+            build_args: dict[str, str] | None = None) -> str:
+        if self.built(ref):
+            return ref
+        cmd = ["buildah", "bud", "--quiet", "--layers", "--pull=never", "--network=host",
+               "--isolation=chroot", "-f", str(dockerfile), "-t", ref, "--build-arg", f"BASE={base}"]
+        for k, v in (build_args or {}).items():
+            cmd += ["--build-arg", f"{k}={v}"]
+        for v in volumes:
+            cmd += ["-v", v]
+        _run(cmd + [str(context)], stdout=subprocess.DEVNULL)
+        return ref
+
+    # -- the images the chart runs ---------------------------------------------------------------
+    def wheels(self) -> Path:
+        """Every wheel requirements.txt needs, in a folder mounted into the Loupe image's build."""
+        req = REPO / "requirements.txt"
+        folder = self.work / "wheels" / tree_hash([req])
+        if (folder / ".complete").exists():
+            return folder
+        log.info("collecting wheels for the image (pip's cache makes this quick after make deps)")
+        folder.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+              "-w", str(folder), "-r", str(req)])
+        (folder / ".complete").write_text("")
+        return folder
+
+    def loupe(self, base: str) -> str:
+        tag = tree_hash([IMAGES / "Dockerfile", IMAGES / "loupe-torchserve", REPO / "requirements.txt",
+                         REPO / "services"])
+        ref = f"{REGISTRY}/loupe:{tag}"
+        if self.built(ref):
+            return ref
+        wheels = self.wheels()
+        return self.bud(ref, IMAGES / "Dockerfile", REPO, base, volumes=[f"{wheels}:/wheels:ro"],
+                        build_args={"PIP_ARGS": "--no-index --find-links /wheels"})
+
+    def _context(self, name: str, files: dict[str, Path]) -> Path:
+        ctx = Path(tempfile.mkdtemp(prefix=f"loupe-{name}-", dir=self.work))
+        for f in (IMAGES / name).iterdir():
+            shutil.copy2(f, ctx / f.name)
+        for dest, src in files.items():
+            if src.is_dir():
+                shutil.copytree(src, ctx / dest)
+            else:
+                shutil.copy2(src, ctx / dest)
+        return ctx
+
+    def infra(self, name: str, base: str, files: dict[str, Path] | None = None) -> str:
+        files = files or {}
+        tag = tree_hash([IMAGES / name, *files.values()], extra=base)
+        ref = f"{REGISTRY}/{name}:{tag}"
+        if self.built(ref):
+            return ref
+        ctx = self._context(name, files)
+        try:
+            return self.bud(ref, ctx / "Dockerfile", ctx, base)
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
+
+
+def build_and_load(cache: Path, containerd_sock: Path, pause_binary: Path) -> dict[str, str]:
+    """Builds every image (or finds it) and makes sure containerd has it.
+
+    Returns:
+        role -> image reference: pause, loupe, postgresql, minio, kafka.
+    """
+    sys.path.insert(0, str(REPO / "deploy" / "local"))
+    from loupe_stack import install  # the pinned MinIO and Kafka the local stack also uses
+
+    images = Images(cache, containerd_sock)
+    refs = {"pause": images.pause(pause_binary)}
+    base = images.base()
+    refs["postgresql"] = images.infra("postgresql", base)
+    refs["minio"] = images.infra("minio", base, {"minio": install.ensure_minio()})
+    refs["kafka"] = images.infra("kafka", base, {"libs": install.ensure_kafka()})
+    refs["loupe"] = images.loupe(base)
+    for ref in refs.values():
+        images.load(ref)
+    return refs

@@ -1,0 +1,63 @@
+"""The k8s tier: Loupe's chart on the single-node Kubernetes that `make k8s-up` builds and runs.
+
+The first run builds the cluster (Kubernetes from the Go module proxy, the images) into the
+Loupe cache; later runs reuse it. The tests reach Loupe through 127.0.0.1 only (the gateway's
+NodePort on loopback, the API server on 127.0.0.1:6443, which proxies to pods for their
+metrics). They run last in `make test`, and use the checkout's cluster (`.loupe/k8s`): what they
+change (image tag, replicas) they set back.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from msrest.authentication import ApiKeyCredentials
+
+from cluster_client import Cluster
+from loupe_stack.stack import read_env
+from rest_api import Api
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Marks this folder's tests `k8s` and runs them after every other tier."""
+    here = Path(__file__).parent
+    mine = [i for i in items if here in i.path.parents]
+    for item in mine:
+        item.add_marker(pytest.mark.k8s)
+    items[:] = [i for i in items if here not in i.path.parents] + mine
+
+
+@pytest.fixture(scope="session")
+def k8s_env() -> dict[str, str]:
+    """Brings the cluster up (idempotent: builds on the first run) and reads .loupe/k8s/env."""
+    subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO)
+    data = Path(os.environ.get("LOUPE_K8S_DATA", REPO / ".loupe" / "k8s"))
+    return read_env(data / "env")
+
+
+@pytest.fixture(scope="session")
+def cluster(k8s_env) -> Cluster:
+    return Cluster(k8s_env)
+
+
+@pytest.fixture(scope="session")
+def k8s_api(k8s_env) -> Api:
+    return Api(k8s_env["LOUPE_ENDPOINT"], k8s_env["LOUPE_TRAINING_KEY"], k8s_env["LOUPE_PREDICTION_KEY"],
+               k8s_env["LOUPE_PREDICTION_RESOURCE_ID"])
+
+
+@pytest.fixture(scope="session")
+def k8s_clients(k8s_env):
+    endpoint = k8s_env["LOUPE_ENDPOINT"]
+    trainer = CustomVisionTrainingClient(
+        endpoint, ApiKeyCredentials(in_headers={"Training-key": k8s_env["LOUPE_TRAINING_KEY"]}))
+    predictor = CustomVisionPredictionClient(
+        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": k8s_env["LOUPE_PREDICTION_KEY"]}))
+    return trainer, predictor, k8s_env["LOUPE_PREDICTION_RESOURCE_ID"]

@@ -1,0 +1,55 @@
+"""A small Custom Vision REST client over `requests`, as a script written against Azure would
+call the API (shared by the e2e and k8s tiers)."""
+from __future__ import annotations
+
+import base64
+import time
+
+import requests
+
+TRAINING = "/customvision/v3.3/training"
+PREDICTION = "/customvision/v3.0/prediction"
+
+
+class Api:
+    """Raw HTTP against the gateway, as a Custom Vision script would call it."""
+
+    def __init__(self, endpoint: str, training_key: str, prediction_key: str, resource_id: str):
+        self.endpoint = endpoint.rstrip("/")
+        self.training_key = training_key
+        self.prediction_key = prediction_key
+        self.resource_id = resource_id
+        self.http = requests.Session()
+
+    def train(self, method: str, path: str, expect: int | tuple[int, ...] = 200, **kw):
+        headers = {"Training-Key": self.training_key, **kw.pop("headers", {})}
+        resp = self.http.request(method, self.endpoint + TRAINING + path, headers=headers, timeout=60, **kw)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert resp.status_code in expected, f"{method} {path}: {resp.status_code} {resp.text[:500]}"
+        return resp.json() if resp.content else None
+
+    def predict(self, path: str, image: bytes, expect: int = 200, key: str | None = None, **kw):
+        resp = self.http.post(
+            self.endpoint + PREDICTION + path, data=image, timeout=60,
+            headers={"Prediction-Key": key or self.prediction_key, "Content-Type": "application/octet-stream"},
+            **kw,
+        )
+        assert resp.status_code == expect, f"POST {path}: {resp.status_code} {resp.text[:500]}"
+        return resp.json()
+
+    def new_project(self, name: str, **params) -> dict:
+        return self.train("POST", "/projects", params={"name": name, **params})
+
+    def upload_files(self, project_id: str, images: list[bytes], tag_id: str) -> dict:
+        body = {"images": [{"name": f"img{i}.png", "contents": base64.b64encode(b).decode()}
+                           for i, b in enumerate(images)], "tagIds": [tag_id]}
+        return self.train("POST", f"/projects/{project_id}/images/files", json=body)
+
+    def wait_iteration(self, project_id: str, iteration_id: str, timeout: float = 180.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            it = self.train("GET", f"/projects/{project_id}/iterations/{iteration_id}")
+            if it["status"] != "Training":
+                return it
+            assert time.monotonic() < deadline, f"iteration still training after {timeout}s: {it}"
+            time.sleep(0.5)
