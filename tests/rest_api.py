@@ -6,6 +6,9 @@ import base64
 import time
 
 import requests
+from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
+from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
+from msrest.authentication import ApiKeyCredentials
 
 TRAINING = "/customvision/v3.3/training"
 PREDICTION = "/customvision/v3.0/prediction"
@@ -53,3 +56,14 @@ class Api:
                 return it
             assert time.monotonic() < deadline, f"iteration still training after {timeout}s: {it}"
             time.sleep(0.5)
+
+
+def sdk_clients(env: dict[str, str]):
+    """The official SDK's training and prediction clients for an env file's endpoint and keys,
+    and the prediction resource id."""
+    endpoint = env["LOUPE_ENDPOINT"]
+    trainer = CustomVisionTrainingClient(
+        endpoint, ApiKeyCredentials(in_headers={"Training-key": env["LOUPE_TRAINING_KEY"]}))
+    predictor = CustomVisionPredictionClient(
+        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": env["LOUPE_PREDICTION_KEY"]}))
+    return trainer, predictor, env["LOUPE_PREDICTION_RESOURCE_ID"]

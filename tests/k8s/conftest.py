@@ -14,13 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
-from azure.cognitiveservices.vision.customvision.training import CustomVisionTrainingClient
-from msrest.authentication import ApiKeyCredentials
 
 from cluster_client import Cluster
 from loupe_stack.stack import read_env
-from rest_api import Api
+from rest_api import Api, sdk_clients
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,9 +52,4 @@ def k8s_api(k8s_env) -> Api:
 
 @pytest.fixture(scope="session")
 def k8s_clients(k8s_env):
-    endpoint = k8s_env["LOUPE_ENDPOINT"]
-    trainer = CustomVisionTrainingClient(
-        endpoint, ApiKeyCredentials(in_headers={"Training-key": k8s_env["LOUPE_TRAINING_KEY"]}))
-    predictor = CustomVisionPredictionClient(
-        endpoint, ApiKeyCredentials(in_headers={"Prediction-key": k8s_env["LOUPE_PREDICTION_KEY"]}))
-    return trainer, predictor, k8s_env["LOUPE_PREDICTION_RESOURCE_ID"]
+    return sdk_clients(k8s_env)

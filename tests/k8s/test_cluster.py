@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from cluster_client import metric_sum
-from flows import sdk_quickstart
+from e2e.test_sdk import sdk_quickstart
 from loupe_model.datasets import load_fashion_mnist
 from rest_api import PREDICTION
 

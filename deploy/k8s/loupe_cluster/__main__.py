@@ -124,12 +124,11 @@ def install_chart(cluster: Cluster, refs: dict[str, str], timeout: str = "15m") 
     sets = {
         "image.repository": repo, "image.tag": tag,
         "postgresql.image": refs["postgresql"], "minio.image": refs["minio"], "kafka.image": refs["kafka"],
-        "gateway.service.nodePort": str(GATEWAY_NODE_PORT),
     }
     args = ["upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(LOCAL_VALUES),
-            "--wait", "--timeout", timeout]
+            "--wait", "--timeout", timeout, "--set", f"gateway.service.nodePort={GATEWAY_NODE_PORT}"]
     for k, v in sets.items():
-        args += ["--set-string" if k != "gateway.service.nodePort" else "--set", f"{k}={v}"]
+        args += ["--set-string", f"{k}={v}"]
     r = helm(L, *args, check=False)
     if r.returncode != 0:
         cluster.kubectl("-n", NAMESPACE, "get", "pods,jobs", "-o", "wide", check=False, capture=False)
