@@ -22,6 +22,7 @@ from rest_api import PREDICTION
 GATEWAY_PORT = 8080
 TRAINING_METRICS_PORT = 9103
 PREDICTION_METRICS_PORT = 9104
+CONTAINERD_SOCK = "/run/loupe-k8s/containerd.sock"
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "loupe"
 
 
@@ -124,26 +125,38 @@ def test_two_trainers_both_receive_jobs(cluster, k8s_api):
         cluster.wait_ready("training", 1)
 
 
+def _delete_and_sigkill(cluster, pod: str) -> None:
+    """Force-delete the pod and SIGKILL its container on the node, as a lost node or the OOM
+    killer would: the pod's 2 s minimum grace must not let it finish the job it holds."""
+    container_id = cluster.json("get", "pod", pod)["status"]["containerStatuses"][0]["containerID"]
+    cluster.kubectl("delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
+    subprocess.run(["ctr", "--address", CONTAINERD_SOCK, "-n", "k8s.io", "tasks", "kill", "--signal", "SIGKILL",
+                    container_id.split("://", 1)[1]], check=True, capture_output=True, timeout=30)
+
+
 def test_a_trainer_deleted_mid_training_completes_the_iteration_exactly_once(cluster, k8s_api):
-    project, _ = make_project(k8s_api, "k8s-crash", per_tag=30, seed=3)
+    # Enough images that the job runs for seconds: time to kill it mid-way.
+    project, _ = make_project(k8s_api, "k8s-crash", per_tag=60, seed=3)
     trainers = cluster.wait_ready("training", 1)
     it = k8s_api.train("POST", f"/projects/{project['id']}/train")
     deadline = time.monotonic() + 120
-    while True:  # wait until the trainer really works on it
+    while True:  # until the trainer really works on it
         got = k8s_api.train("GET", f"/projects/{project['id']}/iterations/{it['id']}")
-        if (got.get("progress") or {}).get("stage") not in (None, "queued"):
+        if (got.get("progress") or {}).get("stage") in ("loading", "features"):
             break
-        assert got["status"] == "Training", got
+        assert got["status"] == "Training", f"finished before it could be killed: {got}"
         assert time.monotonic() < deadline, got
-        time.sleep(0.2)
-    cluster.kubectl("delete", "pod", trainers[0], "--grace-period=0", "--force", "--wait=false")
+        time.sleep(0.05)
+    _delete_and_sigkill(cluster, trainers[0])
+    got = k8s_api.train("GET", f"/projects/{project['id']}/iterations/{it['id']}")
+    assert got["status"] == "Training", got
     done = k8s_api.wait_iteration(project["id"], it["id"], timeout=600)
     assert done["status"] == "Completed", done
     iterations = k8s_api.train("GET", f"/projects/{project['id']}/iterations")
     assert [i["id"] for i in iterations] == [it["id"]]
     new = cluster.wait_ready("training", 1)
     assert new != trainers
-    # The replacement trainer did the job once; a second delivery would count again.
+    # The replacement trainer did the redelivered job, once; a second delivery would count again.
     time.sleep(3)
     assert metric_sum(cluster.metrics(new[0], TRAINING_METRICS_PORT), "loupe_training_jobs_total",
                       outcome="completed") == 1
@@ -174,8 +187,7 @@ def test_helm_upgrade_to_a_new_image_tag_under_load_fails_no_prediction(cluster,
     new_tag = f"{old_tag}-upgrade"
     repo = values["image"]["repository"]
     # The same image under a new tag: every Loupe pod rolls, as for a real release.
-    sock = "/run/loupe-k8s/containerd.sock"
-    subprocess.run(["ctr", "--address", sock, "-n", "k8s.io", "images", "tag", "--force",
+    subprocess.run(["ctr", "--address", CONTAINERD_SOCK, "-n", "k8s.io", "images", "tag", "--force",
                     f"{repo}:{old_tag}", f"{repo}:{new_tag}"], check=True, capture_output=True)
     stop, results = threading.Event(), {"ok": 0, "failed": []}
     loops = [threading.Thread(target=_classify_loop, args=(k8s_api.endpoint, k8s_api.prediction_key, project["id"],
