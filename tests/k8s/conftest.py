@@ -8,7 +8,6 @@ change (image tag, replicas) they set back.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -32,11 +31,20 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.fixture(scope="session")
-def k8s_env() -> dict[str, str]:
-    """Brings the cluster up (idempotent: builds on the first run) and reads .loupe/k8s/env."""
+def k8s_env():
+    """Brings the cluster up (idempotent: builds on the first run) and reads .loupe/k8s/env.
+
+    A cluster this run started is stopped at the end (its data stays): `make test` leaves
+    running what ran before it, `make k8s-up`'s cluster included, and nothing else."""
+    from loupe_cluster.__main__ import layout
+    from loupe_cluster.cluster import Cluster as Node
+
+    node = Node(layout())
+    was_running = node.running() and node.layout.owner() in (None, node.layout.data.resolve())
     subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO)
-    data = Path(os.environ.get("LOUPE_K8S_DATA", REPO / ".loupe" / "k8s"))
-    return read_env(data / "env")
+    yield read_env(node.layout.env_file)
+    if not was_running:
+        node.stop()
 
 
 @pytest.fixture(scope="session")

@@ -84,6 +84,18 @@ class ClusterLayout:
     def env_file(self) -> Path:
         return self.data / "env"
 
+    @property
+    def owner_file(self) -> Path:
+        """Names the data folder of the cluster that runs now: one machine runs one cluster, and
+        the run folder (sockets, supervisord) is the machine's, not a checkout's."""
+        return self.run / "owner"
+
+    def owner(self) -> Path | None:
+        try:
+            return Path(self.owner_file.read_text().strip())
+        except FileNotFoundError:
+            return None
+
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     log.debug("$ %s", " ".join(cmd))
@@ -376,7 +388,9 @@ class Cluster:
         self.bin_supervisor = Path(sys.executable).parent
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run([str(self.bin_supervisor / "supervisorctl"), "-c", str(self.layout.supervisor_conf),
+        # The socket, not our config file: the cluster that runs may be another checkout's, whose
+        # folder may be gone (supervisord rereads its own config file on `update`).
+        return subprocess.run([str(self.bin_supervisor / "supervisorctl"), "-s", f"unix://{self.layout.supervisor_sock}",
                                *args], check=check, capture_output=True, text=True)
 
     def running(self) -> bool:
@@ -384,6 +398,10 @@ class Cluster:
 
     def start(self) -> None:
         ensure_host_network()
+        owner = self.layout.owner()
+        if self.running() and owner is not None and owner != self.layout.data.resolve():
+            log.info("stopping the cluster of %s first: a machine runs one cluster", owner)
+            Cluster(dataclasses.replace(self.layout, data=owner)).stop()
         if self.running():
             self.ctl("update")
             self.ctl("start", "all", check=False)
@@ -395,6 +413,7 @@ class Cluster:
             if time.time() > deadline:
                 raise SystemExit(f"supervisord did not start; see {self.layout.logs / 'supervisord.log'}")
             time.sleep(0.2)
+        self.layout.owner_file.write_text(f"{self.layout.data.resolve()}\n")
 
     def kubectl(self, *args: str, check: bool = True, capture: bool = True, input: str | None = None,
                 timeout: float | None = None) -> subprocess.CompletedProcess:
@@ -454,3 +473,4 @@ class Cluster:
         # Leftover shims would keep the pods' network namespaces (and ports) alive.
         subprocess.run(["pkill", "-f", "containerd-shim-runc-v2 -namespace k8s.io"], capture_output=True)
         shutil.rmtree(self.layout.run / "containerd", ignore_errors=True)
+        self.layout.owner_file.unlink(missing_ok=True)
