@@ -19,9 +19,13 @@ preprocessing code (its docstring example borrows torchvision's ImageNet statist
 from __future__ import annotations
 
 import io
+import math
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from loupe_model.pngstrips import PngStrips, StripError
 
 # Image.open(formats=...) only knows plugins already imported, and Pillow preloads few of
 # them; MpoImagePlugin must be imported for the JPEG opener to recognise MPO files.
@@ -44,6 +48,27 @@ _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}
 
 
+#: The decoding budget: the most raster memory one image may take while it is decoded. Below it
+#: an image is decoded whole (source raster plus its RGB copy); above it, it is reduced by an
+#: integer factor while it is decoded (JPEG: libjpeg's DCT scaling; non-interlaced PNG: in
+#: strips, see pngstrips), so a 10240 x 10240 image costs tens of MB. What can be neither
+#: decoded whole within it nor reduced while decoded (interlaced PNG, 16-bit RGB PNG, WebP,
+#: BMP, GIF beyond it) is refused with a clear message.
+DECODE_BUDGET_BYTES = 200 * 2**20
+#: The most a reduced image may take (RGB, 4 bytes a pixel in Pillow).
+REDUCED_BUDGET_BYTES = 32 * 2**20
+#: Raw bytes per strip when a PNG is read in strips.
+_STRIP_BYTES = 2 * 2**20
+#: Bytes per pixel of Pillow's rasters, by mode (the rest take 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+#: Modes Image.reduce() takes, and what the others become first.
+_REDUCIBLE = {"L", "LA", "RGB", "RGBA", "I", "F", "CMYK", "YCbCr", "La", "RGBa"}
+# ImageOps.exif_transpose's mapping from EXIF orientation to transposition.
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
 class InvalidImage(ValueError):
     """The bytes are not an image in a supported format, or cannot be fully decoded."""
 
@@ -52,7 +77,11 @@ def _open(data: bytes) -> Image.Image:
     if not data:
         raise InvalidImage("empty image")
     try:
-        img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+        # Pillow's decompression-bomb guard counts pixels; the decoding budget below is the
+        # rule that applies (it counts bytes and reduces instead of refusing).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
     except UnidentifiedImageError as exc:
         raise InvalidImage("not a supported image (jpg, png, bmp, gif, webp)") from exc
     except Exception as exc:  # noqa: BLE001 - decoders of untrusted bytes raise many types
@@ -77,12 +106,19 @@ def image_info(data: bytes) -> tuple[str, int, int]:
     try:
         width, height = img.size
         fmt = "JPEG" if img.format == "MPO" else str(img.format)
-        try:
-            orientation = img.getexif().get(_EXIF_ORIENTATION)
-        except Exception:  # noqa: BLE001 - malformed EXIF: report the stored size
-            orientation = None
-        # A truncated file only fails when the pixels are decoded.
-        img.load()
+        orientation = _orientation(img, data)
+        # A truncated file only fails when the pixels are decoded: all of them are, within
+        # the budget (JPEG at its smallest scale; a PNG inflated without being decoded).
+        if fmt == "JPEG":
+            img.draft(img.mode, (1, 1))
+        png = _strips(img, data)
+        if png is not None:
+            png.validate()
+        else:
+            _check_budget(img, _raster_bytes(img))
+            img.load()
+    except InvalidImage:
+        raise
     except Exception as exc:  # noqa: BLE001 - decoders of untrusted bytes raise many types
         raise InvalidImage(f"corrupt image: {exc}") from exc
     finally:
@@ -94,18 +130,112 @@ def image_info(data: bytes) -> tuple[str, int, int]:
     return fmt, width, height
 
 
+def _raster_bytes(img: Image.Image) -> int:
+    return img.width * img.height * _MODE_BYTES.get(img.mode, 4)
+
+
+def _check_budget(img: Image.Image, need: int) -> None:
+    if need > DECODE_BUDGET_BYTES:
+        raise InvalidImage(
+            f"the {img.format} image of {img.width}x{img.height} pixels needs {need >> 20} MB to decode, "
+            f"over the {DECODE_BUDGET_BYTES >> 20} MB decoding budget; a JPEG or a non-interlaced PNG of "
+            "this size is decoded reduced and accepted")
+
+
+def _strips(img: Image.Image, data: bytes) -> PngStrips | None:
+    """A strip reader when `img` is a PNG that can be read in strips, else None."""
+    if img.format != "PNG":
+        return None
+    try:
+        png = PngStrips(data)
+    except StripError as exc:
+        raise InvalidImage(f"corrupt image: {exc}") from None
+    return png if png.strippable else None
+
+
+def _orientation(img: Image.Image, data: bytes) -> int | None:
+    """The EXIF orientation, without decoding: Pillow's PNG getexif() loads the whole image."""
+    try:
+        if img.format == "PNG":
+            exif = PngStrips(data).exif
+            return _exif_orientation(exif) if exif else None
+        return img.getexif().get(_EXIF_ORIENTATION)
+    except Exception:  # noqa: BLE001 - malformed EXIF: the stored orientation
+        return None
+
+
+def _exif_orientation(raw: bytes) -> int | None:
+    exif = Image.Exif()
+    exif.load(raw if raw.startswith(b"Exif\0\0") else b"Exif\0\0" + raw)
+    return exif.get(_EXIF_ORIENTATION)
+
+
+def _grey_16(img: Image.Image) -> Image.Image:
+    """16/32-bit grey to 8-bit, scaled to the image's range (Pillow's I->L conversion clips at
+    255, which would turn most 16-bit images white). In row blocks: no full-size float copy."""
+    arr = np.asarray(img)
+    peak = float(arr.max()) if arr.size else 0.0
+    scale = (255.0 / (65535.0 if peak <= 65535.0 else peak)) if peak > 255.0 else 1.0
+    out = np.empty(arr.shape, dtype=np.uint8)
+    step = max(1, (1 << 20) // max(1, arr.shape[1]))
+    for top in range(0, arr.shape[0], step):
+        block = arr[top:top + step].astype(np.float64)
+        if scale != 1.0:
+            block *= scale
+        out[top:top + step] = np.clip(block, 0, 255).astype(np.uint8)
+    del arr
+    return Image.fromarray(out, mode="L")
+
+
+def _reducible(img: Image.Image) -> Image.Image:
+    if img.mode in _REDUCIBLE and "transparency" not in img.info:
+        return img
+    if img.mode.startswith("I;16"):
+        return img.convert("I")
+    if img.mode in ("P", "PA") or "transparency" in img.info:
+        return img.convert("RGBA")
+    return img.convert("L" if img.mode == "1" else "RGB")
+
+
+def _reduce_factor(width: int, height: int, draft_size: int | None) -> int:
+    by_budget = math.ceil(math.sqrt(width * height * 4 / REDUCED_BUDGET_BYTES))
+    by_target = max(1, min(width, height) // draft_size) if draft_size else 1
+    return max(1, by_budget, by_target)
+
+
+def _decode_reduced(img: Image.Image, data: bytes, draft_size: int | None) -> Image.Image:
+    """Decodes an image over the budget, reduced by an integer factor strip by strip."""
+    factor = _reduce_factor(img.width, img.height, draft_size)
+    out: Image.Image | None = None
+    png = _strips(img, data)
+    if png is not None:
+        rows = factor * max(1, _STRIP_BYTES // max(1, png.header.row_bytes * factor))
+        strips = png.strips(rows)
+    else:
+        _check_budget(img, _raster_bytes(img))
+        img.load()
+        rows = factor * max(1, _STRIP_BYTES // max(1, img.width * 4 * factor))
+        strips = (img.crop((0, top, img.width, min(img.height, top + rows))) for top in range(0, img.height, rows))
+    top = 0
+    try:
+        for strip in strips:
+            small = _reducible(strip).reduce(factor)
+            if out is None:
+                out = Image.new(small.mode, (math.ceil(img.width / factor), math.ceil(img.height / factor)))
+            out.paste(small, (0, top))
+            top += small.height
+            strip.close()
+    except StripError as exc:
+        raise InvalidImage(f"corrupt image: {exc}") from None
+    return out
+
+
 def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
-        # Pillow's I->L conversion clips at 255, which would turn most 16-bit images white.
-        arr = np.asarray(img, dtype=np.float64)
-        peak = float(arr.max()) if arr.size else 0.0
-        if peak > 255.0:
-            arr = arr * (255.0 / (65535.0 if peak <= 65535.0 else peak))
-        grey = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8), mode="L")
-        return grey.convert("RGB")
+        return _grey_16(img).convert("RGB")
     has_alpha = mode in ("RGBA", "LA", "RGBa", "La", "PA") or (
         mode == "P" and "transparency" in img.info
     ) or (mode in ("L", "RGB") and "transparency" in img.info)
@@ -136,14 +266,27 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
     """
     img = _open(data)
     try:
-        if draft_size is not None and img.format in ("JPEG", "MPO"):
-            img.draft("RGB", (draft_size, draft_size))
-        img.load()
-        try:
-            upright = ImageOps.exif_transpose(img)
-        except Exception:  # noqa: BLE001 - malformed EXIF must not reject the pixels
-            upright = img
-        rgb = _to_rgb(upright if upright is not None else img)
+        if img.format in ("JPEG", "MPO"):
+            if draft_size is not None:
+                img.draft("RGB", (draft_size, draft_size))
+            # Without a target, the smallest DCT scale that fits the budget.
+            for scale in (1, 2, 4, 8):
+                if img.width * img.height * 8 <= DECODE_BUDGET_BYTES * scale * scale:
+                    break
+            if scale > 1:
+                img.draft("RGB", (math.ceil(img.width / scale), math.ceil(img.height / scale)))
+        if _raster_bytes(img) + img.width * img.height * 4 <= DECODE_BUDGET_BYTES:
+            img.load()
+            try:
+                upright = ImageOps.exif_transpose(img)
+            except Exception:  # noqa: BLE001 - malformed EXIF must not reject the pixels
+                upright = img
+            rgb = _to_rgb(upright if upright is not None else img)
+        else:
+            orientation = _orientation(img, data)
+            rgb = _to_rgb(_decode_reduced(img, data, draft_size))
+            if orientation in _TRANSPOSE:
+                rgb = rgb.transpose(_TRANSPOSE[orientation])
         rgb.load()
     except InvalidImage:
         raise

@@ -15,9 +15,8 @@ import re
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
-from PIL import Image
-
 from loupe_common.errors import BadRequest, NotFound
+from loupe_model.preprocess import InvalidImage, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +156,13 @@ class Store:
 
 
 def _thumbnail(data: bytes, longest: int) -> bytes:
-    with Image.open(io.BytesIO(data)) as img:
-        img = img.convert("RGB")
-        img.thumbnail((longest, longest))
-        out = io.BytesIO()
-        img.save(out, "JPEG", quality=88)
-        return out.getvalue()
+    """A JPEG no longer than `longest` a side, decoded within the decoding budget (a huge image
+    is reduced while it is decoded), upright and with transparency on white, as training sees it."""
+    try:
+        img = decode_image(data, draft_size=longest)
+    except InvalidImage as exc:
+        raise BadRequest(f"the image cannot be decoded for a thumbnail: {exc}", "BadRequestImageFormat") from None
+    img.thumbnail((longest, longest))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=88)
+    return out.getvalue()
