@@ -5,6 +5,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from google.protobuf.message import DecodeError
 from prometheus_client import Counter
 
 from loupe.v1 import metadata_pb2 as mpb
@@ -22,6 +23,9 @@ RECORDED = Counter("loupe_predictions_recorded_total", "Stored predictions", ["o
 #: has formed (after a crash, once the dead member's session has expired: half a minute), so the
 #: local stack is ready only when this is SERVING.
 HEALTH_SERVICE = lk.PREDICTION_RECORDER_GROUP
+#: Tries of a record that fails in an unexpected way before it is dropped: a record that
+#: always fails must not stop the recorder (nor hold its partition) for good.
+UNEXPECTED_TRIES = 3
 
 
 class PredictionRecorder:
@@ -57,6 +61,37 @@ class PredictionRecorder:
                          for p in record.predictions],
         )))
 
+    def _handle(self, msg) -> bool:
+        """Stores one record, retrying while the stores are unavailable; False when stopped."""
+        try:
+            record = pb.PredictionRecord.FromString(msg.value)
+        except DecodeError as err:
+            log.error("record %s at offset %s is not a PredictionRecord, dropped: %s", msg.key, msg.offset, err)
+            RECORDED.labels("unreadable").inc()
+            return True
+        unexpected = 0
+        while not self.stop.is_set():
+            try:
+                self.store(record)
+                RECORDED.labels("stored").inc()
+                return True
+            except Unavailable as err:
+                log.warning("store failed, retrying: %s", err)
+                self.stop.wait(2)
+            except (LoupeError, ValueError) as err:
+                # e.g. the project was deleted meanwhile: nothing to store.
+                log.info("prediction %s not stored: %s", msg.key, err)
+                RECORDED.labels("dropped").inc()
+                return True
+            except Exception:  # noqa: BLE001 - one bad record must not end the recorder
+                unexpected += 1
+                log.exception("prediction %s failed unexpectedly (%d of %d)", msg.key, unexpected, UNEXPECTED_TRIES)
+                if unexpected >= UNEXPECTED_TRIES:
+                    RECORDED.labels("failed").inc()
+                    return True
+                self.stop.wait(2)
+        return False
+
     def run(self) -> None:
         consumer = lk.consumer(self.bootstrap, lk.PREDICTIONS, lk.PREDICTION_RECORDER_GROUP)
         held = False
@@ -68,20 +103,7 @@ class PredictionRecorder:
                     self.on_assignment(held)
                 for records in batches.values():
                     for msg in records:
-                        while not self.stop.is_set():
-                            try:
-                                self.store(pb.PredictionRecord.FromString(msg.value))
-                                RECORDED.labels("stored").inc()
-                                break
-                            except Unavailable as err:
-                                log.warning("store failed, retrying: %s", err)
-                                self.stop.wait(2)
-                            except (LoupeError, ValueError) as err:
-                                # e.g. the project was deleted meanwhile: nothing to store.
-                                log.info("prediction %s not stored: %s", msg.key, err)
-                                RECORDED.labels("dropped").inc()
-                                break
-                        else:
+                        if not self._handle(msg):
                             return
                         consumer.commit()
         finally:
