@@ -1,17 +1,17 @@
-"""`python -m loupe_gateway`: serves the REST API with waitress until SIGTERM/SIGINT."""
+"""`python -m loupe_gateway`: serves the REST API with waitress until SIGTERM/SIGINT, then drains."""
 from __future__ import annotations
 
 import logging
 import os
 import signal
 import sys
-
-from waitress.server import create_server
+import threading
 
 from loupe_common.config import load
 from loupe_common.grpcserver import setup_logging
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
+from loupe_gateway.serve import GatewayServer
 
 log = logging.getLogger("loupe_gateway")
 
@@ -20,23 +20,21 @@ def main() -> int:
     config = load(GatewayConfig, os.environ)
     setup_logging(config.log_level)
     app = create_app(config)
-    server = create_server(app, host=config.host, port=config.port, threads=config.threads,
-                           ident="loupe-gateway")
+    server = GatewayServer(app, host=config.host, port=config.port, threads=config.threads)
 
     def _stop(signum, _frame):
-        log.info("signal %s: stopping", signum)
-        # Closing the listening socket ends `run()`; waitress lets in-flight requests finish.
-        server.close()
+        log.info("signal %s: draining", signum)
+        threading.Thread(target=server.drain, name="drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    log.info("gateway listening on http://%s:%s", config.host, server.effective_port)
+    log.info("gateway listening on http://%s:%s", config.host, server.port)
     try:
-        server.run()
-    except OSError:
-        pass  # the socket map was closed by the signal handler
+        server.serve()
     finally:
+        # Only now: requests in flight until the drain ended still used the backends.
         app.extensions["loupe"].backends.close()
+    log.info("gateway stopped")
     return 0
 
 

@@ -22,6 +22,9 @@ def open_pool(config: MetadataConfig) -> ConnectionPool:
         max_size=config.pool_max_size,
         open=False,
         name="loupe-metadata",
+        # A connection is checked as it is taken from the pool: after PostgreSQL restarted, the
+        # pooled connections are dead, and the first request on each would otherwise fail.
+        check=ConnectionPool.check_connection,
     )
     pool.open(wait=True, timeout=30.0)
     return pool
