@@ -1,9 +1,6 @@
 """Stored predictions: what the prediction API classified, recorded for the Predictions view."""
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +8,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from loupe.v1 import metadata_pb2 as pb
+from loupe_common import paging
 from loupe_common.errors import BadRequest
 from loupe_common.timeutil import from_proto
 from loupe_metadata import rules
@@ -114,12 +112,7 @@ class PredictionRepository(Repository):
         limit = min(max_count, MAX_PREDICTIONS) if max_count > 0 else MAX_PREDICTIONS
         skip = 0
         if continuation:
-            try:
-                skip = int(json.loads(base64.urlsafe_b64decode(continuation.encode()))["skip"])
-            except (binascii.Error, ValueError, KeyError, TypeError):
-                raise BadRequest(
-                    "invalid continuation token", "BadRequestPredictionInvalidQueryParameters"
-                ) from None
+            skip = paging.decode_skip(continuation, "BadRequestPredictionInvalidQueryParameters")
         where = ["p.project_id = %(project)s"]
         params: dict[str, Any] = {"limit": limit + 1, "skip": max(skip, 0)}
         if iteration_id:
@@ -168,9 +161,7 @@ class PredictionRepository(Repository):
         token = ""
         if len(rows) > limit:
             rows = rows[:limit]
-            token = base64.urlsafe_b64encode(
-                json.dumps({"skip": skip + limit}).encode()
-            ).decode()
+            token = paging.encode_skip(skip + limit)
         return [prediction_pb(r) for r in rows], token
 
     def delete_predictions(
