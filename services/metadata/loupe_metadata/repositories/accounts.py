@@ -17,14 +17,23 @@ class KeyInfo:
     prediction_resource_id: str
 
 
+def _account_pb(account_id: str, name: str, training_key: str, prediction_key: str) -> pb.Account:
+    """An account with its plain keys: only the calls that create one ever return them."""
+    return pb.Account(
+        id=account_id,
+        name=name,
+        training_key=training_key,
+        prediction_key=prediction_key,
+        prediction_resource_id=rules.prediction_resource_id(account_id),
+    )
+
+
 class AccountRepository(Repository):
     """Creates accounts and resolves API keys to them."""
 
     def create_account(self, name: str) -> pb.Account:
         """Creates an account with a fresh training key and prediction key (returned only here)."""
-        name = (name or "").strip()
-        if not name or len(name) > rules.MAX_NAME_LENGTH:
-            raise BadRequest("account name must be 1 to 255 characters", "BadRequest")
+        name = rules.account_name(name)
         account_id = str(uuid.uuid4())
         resource = rules.prediction_resource_id(account_id)
         training_key, prediction_key = rules.new_key(), rules.new_key()
@@ -40,13 +49,7 @@ class AccountRepository(Repository):
                     (rules.hash_key(prediction_key), account_id, rules.KEY_PREDICTION),
                 ],
             )
-        return pb.Account(
-            id=account_id,
-            name=name,
-            training_key=training_key,
-            prediction_key=prediction_key,
-            prediction_resource_id=resource,
-        )
+        return _account_pb(account_id, name, training_key, prediction_key)
 
     def ensure_account(self, account_id: str, name: str, training_key: str, prediction_key: str) -> pb.Account:
         """Creates the account with the given id and keys unless it exists (an install's first
@@ -54,9 +57,7 @@ class AccountRepository(Repository):
         the same values changes nothing; keys that already belong to another account, or an
         existing account that lacks one of the keys, are a Conflict.
         """
-        name = (name or "").strip()
-        if not name or len(name) > rules.MAX_NAME_LENGTH:
-            raise BadRequest("account name must be 1 to 255 characters", "BadRequest")
+        name = rules.account_name(name)
         try:
             account_id = str(uuid.UUID(account_id))
         except (ValueError, TypeError, AttributeError):
@@ -83,13 +84,7 @@ class AccountRepository(Repository):
                 ).fetchone()
                 if str(row["account_id"]) != account_id or row["kind"] != kind:
                     raise Conflict(f"the {kind} key already belongs to another account", "Conflict")
-        return pb.Account(
-            id=account_id,
-            name=name,
-            training_key=training_key,
-            prediction_key=prediction_key,
-            prediction_resource_id=resource,
-        )
+        return _account_pb(account_id, name, training_key, prediction_key)
 
     def resolve_key(self, key: str) -> KeyInfo:
         """The account and kind of an API key; NotFound when the key is unknown."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from loupe.v1 import metadata_pb2 as pb
-from loupe_common.errors import BadRequest, NotFound
+from loupe_common.errors import NotFound
 from loupe_metadata import rules
 from loupe_metadata.db import Repository
 from loupe_metadata.repositories.lookups import project_row
@@ -81,18 +80,12 @@ class ProjectRepository(Repository):
         classification_type: str = "",
     ) -> pb.Project:
         """Changes only the fields named in `update_mask`."""
-        changes: dict[str, Any] = {}
-        for field in update_mask:
-            if field == "name":
-                changes["name"] = rules.project_name(name)
-            elif field == "description":
-                changes["description"] = rules.project_description(description)
-            elif field == "domain_id":
-                changes["domain_id"] = domain_id or ""
-            elif field == "classification_type":
-                changes["classification_type"] = rules.classification_type(classification_type)
-            else:
-                raise BadRequest(f"field {field!r} cannot be updated", "BadRequest")
+        changes = rules.masked_changes(update_mask, {
+            "name": lambda: rules.project_name(name),
+            "description": lambda: rules.project_description(description),
+            "domain_id": lambda: domain_id or "",
+            "classification_type": lambda: rules.classification_type(classification_type),
+        })
         with self._db.transaction() as cur:
             project_row(cur, account_id, project_id, lock=True)
             assignments = "".join(f"{column} = %({column})s, " for column in changes)

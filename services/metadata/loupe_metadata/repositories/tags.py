@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import psycopg
 
@@ -102,16 +101,11 @@ class TagRepository(Repository):
         Making a tag Negative is refused while one of its images carries another tag
         (BadRequestNegativeAndRegularTagOnSameImage), as an upload would be.
         """
-        changes: dict[str, Any] = {}
-        for field in update_mask:
-            if field == "name":
-                changes["name"] = rules.tag_name(name)
-            elif field == "description":
-                changes["description"] = rules.tag_description(description)
-            elif field == "type":
-                changes["type"] = rules.tag_type(type)
-            else:
-                raise BadRequest(f"field {field!r} cannot be updated", "BadRequest")
+        changes = rules.masked_changes(update_mask, {
+            "name": lambda: rules.tag_name(name),
+            "description": lambda: rules.tag_description(description),
+            "type": lambda: rules.tag_type(type),
+        })
         try:
             with self._db.transaction() as cur:
                 project = project_row(cur, account_id, project_id, lock=True)
