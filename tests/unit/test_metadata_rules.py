@@ -42,6 +42,30 @@ def test_project_name_is_trimmed():
     assert rules.project_name("x" * 255) == "x" * 255
 
 
+def test_account_names_are_trimmed_and_bounded():
+    assert rules.account_name(" acme ") == "acme"
+    for bad in ("", "   ", "a" * 256):
+        with pytest.raises(BadRequest):
+            rules.account_name(bad)
+
+
+def test_masked_changes_checks_only_the_named_fields_in_mask_order():
+    def refuse():
+        raise BadRequest("bad name", "BadRequestProjectName")
+
+    fields = {"name": refuse, "description": lambda: "d", "type": lambda: "Negative"}
+    assert rules.masked_changes(["type", "description"], fields) == {
+        "type": "Negative", "description": "d"}
+    assert list(rules.masked_changes(["type", "description"], fields)) == ["type", "description"]
+    assert rules.masked_changes([], fields) == {}
+    with pytest.raises(BadRequest) as err:
+        rules.masked_changes(["description", "name"], fields)
+    assert err.value.code == "BadRequestProjectName"
+    with pytest.raises(BadRequest) as err:
+        rules.masked_changes(["description", "id"], fields)
+    assert err.value.code == "BadRequest" and "'id'" in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["", "  ", "t" * 256])
 def test_bad_tag_names(name):
     with pytest.raises(BadRequest) as err:

@@ -1,16 +1,15 @@
-"""Where iteration exports live in storage, and the small status record kept next to each.
+"""The small status record kept next to each iteration export, and the export platforms.
 
 An export is `exports/{project}/{iteration}/{platform}.zip` plus `….json`, a record
-{"platform", "flavor", "status", "sizeBytes", "message", "updated"}. The record lives and dies
-with the file (both go with the `exports/{project}/{iteration}/` prefix when the iteration or
-project is deleted), so no database table can disagree with what is actually stored.
+{"platform", "flavor", "status", "sizeBytes", "message", "updated"} (the keys are built by
+loupe_common.storage_keys). The record lives and dies with the file (both go with the
+`exports/{project}/{iteration}/` prefix when the iteration or project is deleted), so no database
+table can disagree with what is actually stored.
 """
 from __future__ import annotations
 
 import json
-import re
 
-from loupe_common.errors import BadRequest
 from loupe_common.timeutil import iso, utcnow
 
 #: Custom Vision's ExportStatus values.
@@ -19,28 +18,6 @@ EXPORTING, DONE, FAILED = "Exporting", "Done", "Failed"
 PLATFORMS = ("ONNX",)
 #: Flavors accepted for ONNX (Custom Vision's ExportFlavor); all give the same opset-17 model.
 ONNX_FLAVORS = ("", "ONNX10", "ONNX12")
-
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-
-
-def _check(*ids: str) -> None:
-    for value in ids:
-        if not _UUID.match(value or ""):
-            raise BadRequest(f"invalid id {value!r}", "BadRequestInvalidIds")
-
-
-def prefix(project_id: str, iteration_id: str = "") -> str:
-    """`exports/{project}/` or `exports/{project}/{iteration}/`."""
-    _check(project_id, *([iteration_id] if iteration_id else []))
-    return f"exports/{project_id}/" + (f"{iteration_id}/" if iteration_id else "")
-
-
-def zip_key(project_id: str, iteration_id: str, platform: str) -> str:
-    return f"{prefix(project_id, iteration_id)}{platform}.zip"
-
-
-def record_key(project_id: str, iteration_id: str, platform: str) -> str:
-    return f"{prefix(project_id, iteration_id)}{platform}.json"
 
 
 def record(platform: str, flavor: str, status: str, size_bytes: int = 0, message: str = "") -> bytes:

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("missing environment variables: " + ", ".join(missing))
         pool = open_pool(config)
         try:
-            account = MetadataCore(pool).ensure_account(
+            account = MetadataCore(pool).accounts.ensure_account(
                 os.environ["LOUPE_ACCOUNT_ID"], args.name, os.environ["LOUPE_ACCOUNT_TRAINING_KEY"],
                 os.environ["LOUPE_ACCOUNT_PREDICTION_KEY"],
             )
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create-account":
         pool = open_pool(config)
         try:
-            account = MetadataCore(pool).create_account(args.name)
+            account = MetadataCore(pool).accounts.create_account(args.name)
         finally:
             pool.close()
         json.dump(json_format.MessageToDict(account, preserving_proto_field_name=True), sys.stdout)

@@ -10,7 +10,7 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from loupe_common.errors import BadRequest, Conflict
@@ -67,6 +67,35 @@ def parse_uuids(values: Iterable[str], code: str = "BadRequestInvalidIds") -> li
             raise BadRequest(f"invalid id {value!r}", code)
         out[parsed] = None
     return list(out)
+
+
+def masked_changes(
+    update_mask: Iterable[str], fields: Mapping[str, Callable[[], object]]
+) -> dict[str, object]:
+    """The column values an update names in its mask.
+
+    Args:
+        update_mask: the fields to change, in request order.
+        fields: per updatable field, a function giving its checked new value (called only for
+            the fields the mask names, so an unnamed field's value is never validated).
+    Returns:
+        {field: new value}, in mask order.
+    Raises:
+        BadRequest: a field that cannot be updated, or whatever a field's check raises.
+    """
+    changes: dict[str, object] = {}
+    for field in update_mask:
+        if field not in fields:
+            raise BadRequest(f"field {field!r} cannot be updated", "BadRequest")
+        changes[field] = fields[field]()
+    return changes
+
+
+def account_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise BadRequest("account name must be 1 to 255 characters", "BadRequest")
+    return name
 
 
 def project_name(name: str) -> str:

@@ -19,10 +19,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # accounts and keys
     def CreateAccount(self, request, context):
-        return pb.CreateAccountResponse(account=self._core.create_account(request.name))
+        return pb.CreateAccountResponse(account=self._core.accounts.create_account(request.name))
 
     def ResolveKey(self, request, context):
-        info = self._core.resolve_key(request.key)
+        info = self._core.accounts.resolve_key(request.key)
         return pb.ResolveKeyResponse(
             account_id=info.account_id,
             kind=_KEY_KINDS[info.kind],
@@ -31,7 +31,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # projects
     def CreateProject(self, request, context):
-        project = self._core.create_project(
+        project = self._core.projects.create_project(
             request.account_id,
             request.name,
             description=request.description,
@@ -43,14 +43,16 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     def GetProject(self, request, context):
         return pb.GetProjectResponse(
-            project=self._core.get_project(request.account_id, request.project_id)
+            project=self._core.projects.get_project(request.account_id, request.project_id)
         )
 
     def ListProjects(self, request, context):
-        return pb.ListProjectsResponse(projects=self._core.list_projects(request.account_id))
+        return pb.ListProjectsResponse(
+            projects=self._core.projects.list_projects(request.account_id)
+        )
 
     def UpdateProject(self, request, context):
-        project = self._core.update_project(
+        project = self._core.projects.update_project(
             request.account_id,
             request.project_id,
             list(request.update_mask),
@@ -62,14 +64,14 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.UpdateProjectResponse(project=project)
 
     def DeleteProject(self, request, context):
-        deleted = self._core.delete_project(request.account_id, request.project_id)
+        deleted = self._core.projects.delete_project(request.account_id, request.project_id)
         return pb.DeleteProjectResponse(
             image_sha256=deleted.image_sha256, artifact_keys=deleted.artifact_keys
         )
 
     # tags
     def CreateTag(self, request, context):
-        tag = self._core.create_tag(
+        tag = self._core.tags.create_tag(
             request.account_id,
             request.project_id,
             request.name,
@@ -80,22 +82,24 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     def GetTag(self, request, context):
         return pb.GetTagResponse(
-            tag=self._core.get_tag(
+            tag=self._core.tags.get_tag(
                 request.account_id, request.project_id, request.tag_id, request.iteration_id
             )
         )
 
     def ListTags(self, request, context):
         return pb.ListTagsResponse(
-            tags=self._core.list_tags(request.account_id, request.project_id, request.iteration_id)
+            tags=self._core.tags.list_tags(
+                request.account_id, request.project_id, request.iteration_id
+            )
         )
 
     def DeleteTag(self, request, context):
-        self._core.delete_tag(request.account_id, request.project_id, request.tag_id)
+        self._core.tags.delete_tag(request.account_id, request.project_id, request.tag_id)
         return pb.DeleteTagResponse()
 
     def UpdateTag(self, request, context):
-        tag = self._core.update_tag(
+        tag = self._core.tags.update_tag(
             request.account_id,
             request.project_id,
             request.tag_id,
@@ -108,13 +112,15 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # images
     def AddImages(self, request, context):
-        results = self._core.add_images(request.account_id, request.project_id, list(request.images))
+        results = self._core.images.add_images(
+            request.account_id, request.project_id, list(request.images)
+        )
         return pb.AddImagesResponse(
             results=[pb.AddedImage(status=status, image=image) for status, image in results]
         )
 
     def ListImages(self, request, context):
-        page = self._core.list_images(
+        page = self._core.images.list_images(
             request.account_id,
             request.project_id,
             tagging_status=request.tagging_status,
@@ -131,13 +137,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.ListImagesResponse(images=page.images, total=page.total)
 
     def DeleteImages(self, request, context):
-        orphaned = self._core.delete_images(
+        orphaned = self._core.images.delete_images(
             request.account_id, request.project_id, list(request.image_ids), all=request.all
         )
         return pb.DeleteImagesResponse(orphaned_sha256=orphaned)
 
     def AddImageTags(self, request, context):
-        created, duplicated, exceeded = self._core.add_image_tags(
+        created, duplicated, exceeded = self._core.images.add_image_tags(
             request.account_id,
             request.project_id,
             [(link.image_id, link.tag_id) for link in request.links],
@@ -152,13 +158,13 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         )
 
     def DeleteImageTags(self, request, context):
-        self._core.delete_image_tags(
+        self._core.images.delete_image_tags(
             request.account_id, request.project_id, list(request.image_ids), list(request.tag_ids)
         )
         return pb.DeleteImageTagsResponse()
 
     def UpdateImageMetadata(self, request, context):
-        results = self._core.update_image_metadata(
+        results = self._core.images.update_image_metadata(
             request.account_id,
             request.project_id,
             list(request.image_ids),
@@ -174,7 +180,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # iterations
     def CreateIteration(self, request, context):
-        iteration = self._core.create_iteration(
+        iteration = self._core.iterations.create_iteration(
             request.account_id,
             request.project_id,
             training_type=request.training_type,
@@ -187,42 +193,42 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     def GetIteration(self, request, context):
         return pb.GetIterationResponse(
-            iteration=self._core.get_iteration(
+            iteration=self._core.iterations.get_iteration(
                 request.account_id, request.project_id, request.iteration_id
             )
         )
 
     def ListIterations(self, request, context):
         return pb.ListIterationsResponse(
-            iterations=self._core.list_iterations(request.account_id, request.project_id)
+            iterations=self._core.iterations.list_iterations(request.account_id, request.project_id)
         )
 
     def DeleteIteration(self, request, context):
-        key = self._core.delete_iteration(
+        key = self._core.iterations.delete_iteration(
             request.account_id, request.project_id, request.iteration_id
         )
         return pb.DeleteIterationResponse(artifact_key=key)
 
     def UpdateIteration(self, request, context):
         return pb.UpdateIterationResponse(
-            iteration=self._core.update_iteration(
+            iteration=self._core.iterations.update_iteration(
                 request.account_id, request.project_id, request.iteration_id, request.name
             )
         )
 
     def GetTrainingSet(self, request, context):
-        training_set = self._core.get_training_set(request.iteration_id)
+        training_set = self._core.training.get_training_set(request.iteration_id)
         return pb.GetTrainingSetResponse(
             iteration=training_set.iteration, tags=training_set.tags, images=training_set.images
         )
 
     def ReportProgress(self, request, context):
-        self._core.report_progress(request.iteration_id, request.stage, request.percent,
+        self._core.training.report_progress(request.iteration_id, request.stage, request.percent,
                                    request.eta_seconds)
         return pb.ReportProgressResponse()
 
     def FinishIteration(self, request, context):
-        iteration, already = self._core.finish_iteration(
+        iteration, already = self._core.training.finish_iteration(
             request.iteration_id,
             request.status,
             artifact_key=request.artifact_key,
@@ -235,7 +241,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.FinishIterationResponse(iteration=iteration, already_finished=already)
 
     def PublishIteration(self, request, context):
-        iteration = self._core.publish_iteration(
+        iteration = self._core.iterations.publish_iteration(
             request.account_id,
             request.project_id,
             request.iteration_id,
@@ -246,31 +252,31 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.PublishIterationResponse(iteration=iteration)
 
     def UnpublishIteration(self, request, context):
-        iteration = self._core.unpublish_iteration(
+        iteration = self._core.iterations.unpublish_iteration(
             request.account_id, request.project_id, request.iteration_id
         )
         return pb.UnpublishIterationResponse(iteration=iteration)
 
     def GetPublishedIteration(self, request, context):
-        iteration, tags = self._core.get_published_iteration(
+        iteration, tags = self._core.iterations.get_published_iteration(
             request.account_id, request.project_id, request.publish_name
         )
         return pb.GetPublishedIterationResponse(iteration=iteration, tags=tags)
 
     # predictions
     def RecordPrediction(self, request, context):
-        self._core.record_prediction(request.prediction)
+        self._core.predictions.record_prediction(request.prediction)
         return pb.RecordPredictionResponse()
 
     def ListPredictions(self, request, context):
         return pb.ListPredictionsResponse(
-            predictions=self._core.list_predictions(
+            predictions=self._core.predictions.list_predictions(
                 request.account_id, request.project_id, request.max_count
             )
         )
 
     def QueryPredictions(self, request, context):
-        predictions, continuation = self._core.query_predictions(
+        predictions, continuation = self._core.predictions.query_predictions(
             request.account_id,
             request.project_id,
             tags=[(t.tag_id, t.min_threshold, t.max_threshold) for t in request.tags],
@@ -286,7 +292,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.QueryPredictionsResponse(predictions=predictions, continuation=continuation)
 
     def DeletePredictions(self, request, context):
-        orphaned = self._core.delete_predictions(
+        orphaned = self._core.predictions.delete_predictions(
             request.account_id, request.project_id, list(request.ids)
         )
         return pb.DeletePredictionsResponse(orphaned_sha256=orphaned)

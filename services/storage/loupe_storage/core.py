@@ -1,6 +1,6 @@
 """Transport-free storage logic over an S3 bucket (minio SDK).
 
-Layout of the bucket:
+Layout of the bucket (every key is built by loupe_common.storage_keys):
   images/<project>/<sha256>              original bytes, content-addressed (dedupe)
   images/<project>/<sha256>.<variant>    derived JPEG variants, made on first request
   artifacts/..., features/..., exports/...  opaque objects written by other services
@@ -15,6 +15,8 @@ import re
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
+
+from loupe_common import storage_keys
 from loupe_common.errors import BadRequest, NotFound
 from loupe_model.preprocess import InvalidImage, decode_image
 
@@ -90,7 +92,7 @@ class Store:
         if not data:
             raise BadRequest("empty image", "BadRequestImageSizeBytes")
         sha = hashlib.sha256(data).hexdigest()
-        key = f"images/{project_id}/{sha}"
+        key = storage_keys.image_key(project_id, sha)
         if self._exists(key):
             return sha, True
         self._write(key, data, content_type or "application/octet-stream")
@@ -99,10 +101,10 @@ class Store:
     def get_image(self, project_id: str, sha: str, variant: str = "original") -> tuple[bytes, str]:
         _check_project(project_id)
         _check_sha(sha)
-        key = f"images/{project_id}/{sha}"
+        key = storage_keys.image_key(project_id, sha)
         if variant == "original":
             return self._read(key)
-        vkey = f"{key}.{variant}"
+        vkey = storage_keys.image_variant_key(project_id, sha, variant)
         try:
             return self._read(vkey)
         except NotFound:
@@ -115,12 +117,12 @@ class Store:
     def delete_images(self, project_id: str, shas: list[str], all_images: bool = False) -> int:
         _check_project(project_id)
         if all_images:
-            return self._delete_prefix(f"images/{project_id}/")
+            return self._delete_prefix(storage_keys.images_prefix(project_id))
         keys = []
         for sha in shas:
             _check_sha(sha)
-            keys.append(f"images/{project_id}/{sha}")
-            keys += [f"images/{project_id}/{sha}.{v}" for v in VARIANT_SIZES]
+            keys.append(storage_keys.image_key(project_id, sha))
+            keys += [storage_keys.image_variant_key(project_id, sha, v) for v in VARIANT_SIZES]
         return self._delete_keys(keys)
 
     # ---------------------------------------------------------------- objects

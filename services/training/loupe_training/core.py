@@ -34,6 +34,7 @@ import numpy as np
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as tpb
+from loupe_common import storage_keys
 from loupe_common.errors import LoupeError, NotFound, Unavailable
 from loupe_common.performance import performance_proto
 from loupe_model.backbone import EmbedderLike, embed_images, get_backbone
@@ -95,8 +96,7 @@ STORAGE_CONCURRENCY = 8
 
 
 def feature_key(project_id: str, sha256: str) -> str:
-    # Keyed by the feature definition too, so changing it never reuses stale vectors.
-    return f"features/{get_backbone(BACKBONE).feature_id}/{project_id}/{sha256}"
+    return storage_keys.feature_key(get_backbone(BACKBONE).feature_id, project_id, sha256)
 
 
 def eta_seconds(elapsed: float, percent: float) -> float:
@@ -304,7 +304,7 @@ class Trainer:
                                          LINEAR, None, started)
         perf = performance(evaluation, 0.5, tag_ids, tag_names)
         self._progress(job, "saving", 96.0, started)
-        key = f"artifacts/{job.project_id}/{job.iteration_id}/head.npz"
+        key = storage_keys.head_key(job.project_id, job.iteration_id)
         self.storage.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes(),
                                                     content_type="application/octet-stream"))
         try:

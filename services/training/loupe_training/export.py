@@ -11,7 +11,7 @@ import os
 import time
 
 from loupe.v1 import storage_pb2 as spb
-from loupe_common import exports
+from loupe_common import exports, storage_keys
 from loupe_common.errors import BadRequest, Internal, LoupeError
 from loupe_model.backbone import ensure_onnx, get_backbone
 from loupe_model.export import export_zip
@@ -56,10 +56,10 @@ class Exporter:
         if flavor not in exports.ONNX_FLAVORS:
             raise BadRequest(f"flavor {flavor!r} does not apply to {platform}",
                              "BadRequestProjectUnsupportedExportPlatform")
-        if not artifact_key.startswith("artifacts/"):
+        if not artifact_key.startswith(storage_keys.ARTIFACTS):
             raise BadRequest("the iteration has no trained model", "BadRequestIterationIsNotTrained")
-        key = exports.zip_key(project_id, iteration_id, platform)
-        record_key = exports.record_key(project_id, iteration_id, platform)
+        key = storage_keys.export_zip_key(project_id, iteration_id, platform)
+        record_key = storage_keys.export_record_key(project_id, iteration_id, platform)
         started = time.perf_counter()
         try:
             data = self.storage.GetObject(spb.GetObjectRequest(key=artifact_key)).data

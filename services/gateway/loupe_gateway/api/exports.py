@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from flask import Blueprint, Response, g, jsonify, request
 
 from loupe.v1 import metadata_pb2 as mpb
-from loupe_common import exports, limits
+from loupe_common import exports, limits, storage_keys
 from loupe_common.errors import BadRequest, Conflict, Internal, LoupeError, NotFound
 from loupe_gateway import domains, serialize, signing
 from loupe_gateway.api.common import account
@@ -70,7 +70,8 @@ def _export_json(project_id: str, iteration_id: str, record: dict) -> dict:
 
 def _read_record(project_id: str, iteration_id: str, platform: str) -> dict | None:
     try:
-        data = state().backends.get_object(exports.record_key(project_id, iteration_id, platform))
+        key = storage_keys.export_record_key(project_id, iteration_id, platform)
+        data = state().backends.get_object(key)
     except NotFound:
         return None
     return exports.parse_record(data)
@@ -113,7 +114,7 @@ def export_iteration(project_id: str, iteration_id: str):
         return jsonify(_export_json(project_id, iteration_id, existing))
     if existing and existing["status"] == exports.EXPORTING:
         raise Conflict(f"{it.name} is being exported", "BadRequestExportAlreadyInProgress")
-    record_key = exports.record_key(project_id, iteration_id, platform)
+    record_key = storage_keys.export_record_key(project_id, iteration_id, platform)
     backends.put_object(record_key, exports.record(platform, flavor, exports.EXPORTING),
                         "application/json")
     try:
@@ -153,7 +154,7 @@ def download_export(project_id: str, iteration_id: str, platform: str):
     record = _read_record(project_id, iteration_id, platform)
     if record is None or record["status"] != exports.DONE:
         raise NotFound(f"no finished {platform} export of this iteration", "NotFound")
-    data = backends.get_object(exports.zip_key(project_id, iteration_id, platform))
+    data = backends.get_object(storage_keys.export_zip_key(project_id, iteration_id, platform))
     return Response(data, mimetype="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{iteration_id}.{platform.lower()}.zip"',
     })
@@ -198,7 +199,7 @@ def read_token(secret: str, token: str, account_id: str, now: float) -> str:
         raise invalid from None
     if not hmac.compare_digest(_token_signature(secret, owner, key, exp), sig):
         raise invalid
-    if owner != account_id or exp < now or not key.startswith("exports/"):
+    if owner != account_id or exp < now or not key.startswith(storage_keys.EXPORTS):
         raise invalid
     return key
 
@@ -227,7 +228,7 @@ def export_project(project_id: str):
             "tagIds": [t.tag_id for t in img.tags], "metadata": dict(img.metadata),
         } for img in images],
     }
-    key = f"{exports.prefix(project_id)}project-{uuid.uuid4()}.json"
+    key = storage_keys.project_manifest_key(project_id, str(uuid.uuid4()))
     backends.put_object(key, json.dumps(manifest).encode(), "application/json")
     exp = int(time.time()) + TOKEN_TTL_SECONDS
     return jsonify({

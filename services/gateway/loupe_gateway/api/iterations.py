@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, jsonify, request
 
-from loupe_common import exports
+from loupe_common import storage_keys
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
 from loupe_gateway import performance, serialize, validation
 from loupe_gateway.api.common import account, no_content
@@ -63,7 +63,7 @@ def delete_iteration(project_id: str, iteration_id: str):
     try:
         if artifact_key:
             backends.delete_objects([artifact_key])
-        backends.delete_prefix(exports.prefix(project_id, iteration_id))
+        backends.delete_prefix(storage_keys.export_prefix(project_id, iteration_id))
     except LoupeError as err:
         log.warning("iteration %s deleted, but not its artifact or exports: %r", iteration_id, err)
     return no_content()

@@ -5,7 +5,7 @@ import logging
 
 from flask import Blueprint, Response, jsonify, request
 
-from loupe_common import exports
+from loupe_common import storage_keys
 from loupe_common.errors import BadRequest, LoupeError
 from loupe_gateway import domains, serialize
 from loupe_gateway.api.common import account, no_content
@@ -90,7 +90,7 @@ def delete_project(project_id: str):
         if deleted.artifact_keys:
             backends.delete_objects(deleted.artifact_keys)
         # Iteration exports and project export manifests.
-        backends.delete_prefix(exports.prefix(project_id))
+        backends.delete_prefix(storage_keys.export_prefix(project_id))
     except LoupeError as err:
         log.warning("project %s deleted, but its stored bytes were not: %r", project_id, err)
     return no_content()
@@ -106,5 +106,5 @@ def get_artifact(project_id: str):
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise BadRequest(f"invalid artifact path {path!r}", "BadRequestInvalidArtifactUri")
-    data = backends.get_object(f"artifacts/{project_id}/{path}")
+    data = backends.get_object(storage_keys.artifact_key(project_id, path))
     return Response(data, mimetype="application/octet-stream")

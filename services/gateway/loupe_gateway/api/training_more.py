@@ -3,10 +3,7 @@ performance, stored predictions (query, delete, add to the training set) and the
 (suggested tags for untagged images)."""
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -15,6 +12,7 @@ from collections import OrderedDict
 from flask import Blueprint, Response, g, jsonify, request
 
 from loupe.v1 import metadata_pb2 as mpb
+from loupe_common import paging
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
 from loupe_common.timeutil import iso, to_proto
 from loupe_gateway import performance, serialize, signing, validation
@@ -499,10 +497,7 @@ def query_suggested_images(project_id: str):
         raise BadRequest(f"maxCount must be 1 to {MAX_TAKE}", "BadRequest")
     skip = 0
     if body.get("continuation"):
-        try:
-            skip = int(json.loads(base64.urlsafe_b64decode(str(body["continuation"])))["skip"])
-        except (binascii.Error, ValueError, KeyError, TypeError):
-            raise BadRequest("invalid continuation token", "BadRequest") from None
+        skip = paging.decode_skip(str(body["continuation"]))
     backends = state().backends
     types = {t.id: t.type for t in backends.list_tags(account(), project_id)}
     project = backends.get_project(account(), project_id)
@@ -517,7 +512,7 @@ def query_suggested_images(project_id: str):
     page = matching[skip:skip + max_count]
     token = dict(body)
     token["continuation"] = (
-        base64.urlsafe_b64encode(json.dumps({"skip": skip + max_count}).encode()).decode()
+        paging.encode_skip(skip + max_count)
         if skip + max_count < len(matching) else None
     )
     return jsonify({
