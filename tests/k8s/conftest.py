@@ -8,6 +8,7 @@ change (image tag, replicas) they set back.
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +42,9 @@ def k8s_env():
 
     node = Node(layout())
     was_running = node.running() and node.layout.owner() in (None, node.layout.data.resolve())
-    subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO)
+    # pytest's pythonpath (pyproject) reaches the child too, whether or not make set PYTHONPATH.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO, env=env)
     yield read_env(node.layout.env_file)
     if not was_running:
         node.stop()
