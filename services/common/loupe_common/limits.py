@@ -8,9 +8,11 @@ from __future__ import annotations
 
 MB = 1024 * 1024
 
-#: Images in one upload call (images/files, images/urls, images/predictions, images).
+#: Images in one upload call (images/files, images/urls, images/predictions, images), and ids
+#: in one call that takes a list of images or predictions (images/tags, images/metadata,
+#: predictions, tagsandregions/suggestions).
 MAX_BATCH_IMAGES = 64
-#: Tags in one upload call.
+#: Tags in one upload call, and tag ids in one call that takes a list of them.
 MAX_BATCH_TAGS = 20
 #: Largest training image.
 MAX_TRAINING_IMAGE_BYTES = 6 * MB

@@ -37,6 +37,7 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     from loupe_gateway import ui
     from loupe_gateway import openapi
     from loupe_gateway.api import fetching, health, prediction, training
+    from loupe_gateway.flows import suggestions
 
     app = Flask(__name__, static_folder=None)
     # Query parameters and JSON properties match ignoring case (`{"Url": …}` as on Azure).
@@ -49,6 +50,8 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     resolver = KeyResolver(backends.resolve_key, ttl=config.key_cache_seconds)
     app.extensions["loupe"] = GatewayState(config, backends, resolver)
     app.extensions["loupe.urlfetch"] = fetching.build_fetcher(config)
+    # The Smart Labeler's suggestions, kept as long as this app (a fresh app, a fresh cache).
+    app.extensions["loupe.suggestions"] = suggestions.SuggestionCache()
     app.url_map.strict_slashes = False
     versions.register(app)
     errors.init_app(app)

@@ -5,7 +5,7 @@ image URIs come from a caller-supplied `uri(image, variant)` so signing stays in
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from loupe.v1 import metadata_pb2 as mpb
@@ -15,6 +15,8 @@ from loupe_common.timeutil import iso
 from loupe_gateway import domains
 
 UriFn = Callable[[mpb.Image, str], str | None]
+#: (tag id, tag name, probability) of one tag, as ranked by a model (highest first).
+Ranked = Sequence[tuple[str, str, float]]
 
 
 def _or_none(value: str) -> str | None:
@@ -54,6 +56,18 @@ def tag(t: mpb.Tag) -> dict[str, Any]:
     }
 
 
+def _variant_uris(uri: Callable[[str], str | None]) -> dict[str, str | None]:
+    return {
+        "resizedImageUri": uri("resized"),
+        "thumbnailUri": uri("thumbnail"),
+        "originalImageUri": uri("original"),
+    }
+
+
+def _image_tags(img: mpb.Image) -> list[dict[str, Any]]:
+    return [{"tagId": t.tag_id, "tagName": t.tag_name, "created": iso(t.created)} for t in img.tags]
+
+
 def image(img: mpb.Image, uri: UriFn | None = None) -> dict[str, Any]:
     link = uri or (lambda _img, _variant: None)
     return {
@@ -61,12 +75,8 @@ def image(img: mpb.Image, uri: UriFn | None = None) -> dict[str, Any]:
         "created": iso(img.created),
         "width": img.width,
         "height": img.height,
-        "resizedImageUri": link(img, "resized"),
-        "thumbnailUri": link(img, "thumbnail"),
-        "originalImageUri": link(img, "original"),
-        "tags": [
-            {"tagId": t.tag_id, "tagName": t.tag_name, "created": iso(t.created)} for t in img.tags
-        ],
+        **_variant_uris(lambda variant: link(img, variant)),
+        "tags": _image_tags(img),
         "regions": [],
         "metadata": dict(img.metadata) or None,
     }
@@ -140,27 +150,120 @@ def iteration_performance(perf: mpb.Performance) -> dict[str, Any]:
     }
 
 
+def _prediction(prediction_id: str, project_id: str, iteration_id: str | None,
+                created: Any, predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """The fields every prediction model (ImagePrediction, StoredImagePrediction,
+    SuggestedTagAndRegion) starts with, in the SDK's order."""
+    return {
+        "id": prediction_id,
+        "project": project_id,
+        "iteration": iteration_id,
+        "created": iso(created),
+        "predictions": predictions,
+    }
+
+
+def ranked(predictions: Iterable[Any]) -> list[tuple[str, str, float]]:
+    """(tag id, tag name, probability) of TagProbability / PredictedTag messages, highest
+    probability first (ties keep their order)."""
+    return sorted(((p.tag_id, p.tag_name, p.probability) for p in predictions),
+                  key=lambda x: x[2], reverse=True)
+
+
 def image_prediction(
     result: ppb.ClassifyResponse, tag_types: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    """ImagePrediction; predictions sorted by probability, highest first."""
+    """ImagePrediction of the prediction API and quick test; predictions sorted by
+    probability, highest first."""
     types = tag_types or {}
-    predictions: Iterable[ppb.TagProbability] = sorted(
-        result.predictions, key=lambda p: p.probability, reverse=True
-    )
+    # The prediction API has always written tagType before boundingBox, the training API's
+    # predictions (tag_predictions) the other way round; each order is kept as clients saw it.
+    return _prediction(result.prediction_id, result.project_id, result.iteration_id,
+                       result.created, [
+                           {"probability": p, "tagId": t, "tagName": n,
+                            "tagType": types.get(t, "Regular"), "boundingBox": None}
+                           for t, n, p in ranked(result.predictions)
+                       ])
+
+
+def tag_predictions(predictions: Ranked, tag_types: Mapping[str, str]) -> list[dict[str, Any]]:
+    """[Prediction] of the training API's models, in the order given."""
+    return [
+        {"probability": p, "tagId": t, "tagName": n, "boundingBox": None,
+         "tagType": tag_types.get(t, "Regular")}
+        for t, n, p in predictions
+    ]
+
+
+def image_performance(img: mpb.Image, predictions: Ranked, tag_types: Mapping[str, str],
+                      uri: UriFn) -> dict[str, Any]:
+    """ImagePerformance: an evaluated image with its held-out predictions."""
     return {
-        "id": result.prediction_id,
-        "project": result.project_id,
-        "iteration": result.iteration_id,
-        "created": iso(result.created),
-        "predictions": [
-            {
-                "probability": p.probability,
-                "tagId": p.tag_id,
-                "tagName": p.tag_name,
-                "tagType": types.get(p.tag_id, "Regular"),
-                "boundingBox": None,
-            }
-            for p in predictions
+        "predictions": tag_predictions(predictions, tag_types),
+        "id": img.id,
+        "created": iso(img.created),
+        "width": img.width,
+        "height": img.height,
+        "imageUri": uri(img, "resized"),
+        "thumbnailUri": uri(img, "thumbnail"),
+        "tags": _image_tags(img),
+        "regions": [],
+    }
+
+
+def stored_prediction(p: mpb.StoredPrediction, domain: str, tag_types: Mapping[str, str],
+                      uri: Callable[[str], str]) -> dict[str, Any]:
+    """StoredImagePrediction; `uri(variant)` links the prediction's image."""
+    return {
+        **_variant_uris(uri),
+        "domain": domain,
+        **_prediction(p.id, p.project_id, p.iteration_id or None, p.created,
+                      tag_predictions(ranked(p.predictions), tag_types)),
+    }
+
+
+def suggested_tags(image_id: str, it: mpb.Iteration, created: Any, predictions: Ranked,
+                   uncertainty: float, tag_types: Mapping[str, str]) -> dict[str, Any]:
+    """SuggestedTagAndRegion: the Smart Labeler's suggestion for one image."""
+    return {
+        **_prediction(image_id, it.project_id, it.id, created,
+                      tag_predictions(predictions, tag_types)),
+        "predictionUncertainty": uncertainty,
+    }
+
+
+def suggested_image(img: mpb.Image, it: mpb.Iteration, domain: str, predictions: Ranked,
+                    uncertainty: float, tag_types: Mapping[str, str], uri: UriFn
+                    ) -> dict[str, Any]:
+    """StoredSuggestedTagAndRegion: an untagged image with its suggestion."""
+    return {
+        "width": img.width,
+        "height": img.height,
+        **_variant_uris(lambda variant: uri(img, variant)),
+        "domain": domain,
+        **suggested_tags(img.id, it, img.created, predictions, uncertainty, tag_types),
+    }
+
+
+def image_tag_create_summary(result: mpb.AddImageTagsResponse) -> dict[str, Any]:
+    """ImageTagCreateSummary."""
+    def links(items) -> list[dict[str, str]]:
+        return [{"imageId": link.image_id, "tagId": link.tag_id} for link in items]
+
+    return {
+        "created": links(result.created),
+        "duplicated": links(result.duplicated),
+        "exceeded": links(result.exceeded),
+    }
+
+
+def image_metadata_update_summary(results: Sequence[mpb.ImageMetadataResult]
+                                  ) -> dict[str, Any]:
+    """ImageMetadataUpdateSummary; successful when every image was updated."""
+    return {
+        "isBatchSuccessful": all(r.status == "OK" for r in results),
+        "images": [
+            {"imageId": r.image_id, "status": r.status, "metadata": dict(r.metadata) or None}
+            for r in results
         ],
     }

@@ -110,7 +110,8 @@ def upload_status(err: LoupeError) -> str:
 
 
 def check_batch(images: int, tags: int, max_images: int, max_tags: int) -> None:
-    """Refuses an upload batch over Custom Vision's limits (64 images, 20 tags by default)."""
+    """Refuses an upload batch over the configured limits (by default Custom Vision's,
+    loupe_common.limits)."""
     if images > max_images:
         raise BadRequest(
             f"a batch holds at most {max_images} images; this one has {images}",
@@ -175,6 +176,21 @@ def parse_int(
     if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
         raise BadRequest(f"{name} must be between {minimum} and {maximum}", "BadRequest")
     return number
+
+
+#: Custom Vision's page sizes of image listings (`take`).
+MAX_TAKE = 256
+DEFAULT_TAKE = 50
+
+
+def parse_take(value: str | None) -> int:
+    """A listing's `take`: 1 to MAX_TAKE, DEFAULT_TAKE when absent or 0."""
+    return parse_int(value, "take", DEFAULT_TAKE, 0, MAX_TAKE) or DEFAULT_TAKE
+
+
+def parse_skip(value: str | None) -> int:
+    """A listing's `skip`: 0 or more."""
+    return parse_int(value, "skip", 0, 0)
 
 
 def parse_float(value: str | None, name: str, default: float) -> float:

@@ -21,13 +21,13 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe_common import exports, limits, storage_keys
 from loupe_common.errors import BadRequest, Conflict, Internal, LoupeError, NotFound
 from loupe_gateway import domains, serialize, signing
-from loupe_gateway.api.common import account
+from loupe_gateway.api.common import account, signed_uri, training_path
 from loupe_gateway.app import state
 
 log = logging.getLogger(__name__)
@@ -45,20 +45,12 @@ _COPY_THREADS = 8
 # --- iteration export ----------------------------------------------------------------------------
 
 
-def _download_path(project_id: str, iteration_id: str, platform: str) -> str:
-    return (f"/customvision/{g.api_version}/training/projects/{project_id}/iterations/"
-            f"{iteration_id}/export/{platform}/download")
-
-
 def _export_json(project_id: str, iteration_id: str, record: dict) -> dict:
     platform = record.get("platform") or "ONNX"
     uri = None
     if record.get("status") == exports.DONE:
-        cfg = state().config
-        path = _download_path(project_id, iteration_id, platform)
-        query = signing.signed_query(
-            cfg.url_signing_secret, path, account(), time.time(), cfg.url_ttl_seconds)
-        uri = f"{request.host_url.rstrip('/')}{path}?{query}"
+        uri = signed_uri(training_path(
+            f"projects/{project_id}/iterations/{iteration_id}/export/{platform}/download"))
     return {
         "platform": platform,
         "status": record.get("status"),

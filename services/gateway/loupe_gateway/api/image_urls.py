@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Blueprint, jsonify, request
 
-from loupe_gateway import uploads, urlfetch, validation
+from loupe_gateway import urlfetch, validation
+from loupe_gateway.flows import uploads
 from loupe_gateway.api import fetching
 from loupe_gateway.api.common import account, image_uri
 from loupe_gateway.app import state

@@ -9,16 +9,14 @@ import logging
 from flask import Blueprint, Response, jsonify, request
 
 from loupe_common.errors import BadRequest, LoupeError, NotFound
-from loupe_gateway import metadata_filter, multipart, serialize, uploads, validation
+from loupe_gateway import metadata_filter, multipart, serialize, validation
+from loupe_gateway.flows import uploads
 from loupe_gateway.api.common import account, image_uri, no_content
 from loupe_gateway.app import state
 from loupe_gateway.clients import VARIANTS
 
 log = logging.getLogger(__name__)
 bp = Blueprint("images", __name__)
-
-MAX_TAKE = 256
-DEFAULT_TAKE = 50
 
 
 def _batch_tags() -> list[str]:
@@ -111,9 +109,8 @@ def _list(project_id: str, tagging_status: str, with_filter: bool = False):
         tagging_status=tagging_status,
         tag_ids=validation.parse_guid_list(args.get("tagIds")),
         order_by=args.get("orderBy", ""),
-        take=validation.parse_int(args.get("take"), "take", DEFAULT_TAKE, 0, MAX_TAKE)
-        or DEFAULT_TAKE,
-        skip=validation.parse_int(args.get("skip"), "skip", 0, 0),
+        take=validation.parse_take(args.get("take")),
+        skip=validation.parse_skip(args.get("skip")),
         iteration_id=_iteration_id(),
         metadata_filter=_filter(with_filter),
     )
@@ -164,8 +161,10 @@ def get_images_by_ids(project_id: str):
     ids = validation.parse_guid_list(request.args.get("imageIds"))
     if not ids:
         return jsonify([])
-    if len(ids) > MAX_TAKE:
-        raise BadRequest(f"at most {MAX_TAKE} image ids", "BadRequestExceededBatchSize")
+    if len(ids) > validation.MAX_TAKE:
+        raise BadRequest(
+            f"at most {validation.MAX_TAKE} image ids", "BadRequestExceededBatchSize"
+        )
     page = state().backends.list_images(
         account(), project_id, image_ids=ids, take=len(ids), iteration_id=_iteration_id()
     )
@@ -175,8 +174,10 @@ def get_images_by_ids(project_id: str):
 @bp.delete("/projects/<project_id>/images")
 def delete_images(project_id: str):
     ids = validation.parse_guid_list(request.args.get("imageIds"))
-    if len(ids) > MAX_TAKE:
-        raise BadRequest(f"at most {MAX_TAKE} image ids", "BadRequestExceededBatchSize")
+    if len(ids) > validation.MAX_TAKE:
+        raise BadRequest(
+            f"at most {validation.MAX_TAKE} image ids", "BadRequestExceededBatchSize"
+        )
     all_images = validation.parse_bool(request.args.get("allImages"))
     backends = state().backends
     orphaned = backends.delete_images(account(), project_id, ids, all_images and not ids)

@@ -1,4 +1,4 @@
-"""Training and iterations: train, list, get, delete, performance, publish, unpublish."""
+"""Training and iterations: train, list, get, rename, delete, performance, publish, unpublish."""
 from __future__ import annotations
 
 import logging
@@ -8,7 +8,7 @@ from flask import Blueprint, jsonify, request
 from loupe_common import storage_keys
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
 from loupe_gateway import performance, serialize, validation
-from loupe_gateway.api.common import account, no_content
+from loupe_gateway.api.common import account, json_body, no_content
 from loupe_gateway.app import state
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,17 @@ def get_iterations(project_id: str):
 @bp.get("/projects/<project_id>/iterations/<iteration_id>")
 def get_iteration(project_id: str, iteration_id: str):
     it = state().backends.get_iteration(account(), project_id, iteration_id)
+    return jsonify(serialize.iteration(it))
+
+
+@bp.patch("/projects/<project_id>/iterations/<iteration_id>")
+def update_iteration(project_id: str, iteration_id: str):
+    body = json_body("Iteration")
+    backends = state().backends
+    if body.get("name") is None:
+        it = backends.get_iteration(account(), project_id, iteration_id)
+    else:
+        it = backends.update_iteration(account(), project_id, iteration_id, str(body["name"]))
     return jsonify(serialize.iteration(it))
 
 
@@ -123,5 +134,3 @@ def unpublish_iteration(project_id: str, iteration_id: str):
     backends.unload_iteration(it.id)
     backends.unpublish_iteration(account(), project_id, iteration_id)
     return no_content()
-
-

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from loupe_common.errors import BadRequest
 from loupe_gateway import multipart, serialize, versions
 from loupe_gateway.api import fetching
 from loupe_gateway.app import state
 from loupe_gateway.auth import HEADERS, PREDICTION, unauthorized
 
 bp = Blueprint("prediction", __name__, url_prefix=versions.PREDICTION_PREFIX)
-
-#: Room for multipart headers around a prediction image.
-_MULTIPART_SLACK = 64 * 1024
 
 
 @bp.url_value_preprocessor
@@ -28,20 +24,13 @@ def _authenticate():
         raise unauthorized()
     # An oversized body is refused before anything else is done with it (not even the key
     # lookup), so a flood of large requests costs no backend call.
-    limit = state().config.max_prediction_image_bytes
+    image_limit = state().config.max_prediction_image_bytes
+    limit = image_limit
     if multipart.is_multipart(request.content_type):
-        limit += _MULTIPART_SLACK
+        limit += fetching.MULTIPART_SLACK
     if request.content_length is not None and request.content_length > limit:
-        raise _too_large()
+        raise fetching.too_large(image_limit)
     g.principal = state().keys.authenticate(PREDICTION, key)
-
-
-def _too_large() -> BadRequest:
-    limit = state().config.max_prediction_image_bytes
-    return BadRequest(
-        f"the image is larger than the {limit} bytes a prediction accepts",
-        "BadRequestImageSizeBytes",
-    )
 
 
 def _image() -> bytes:

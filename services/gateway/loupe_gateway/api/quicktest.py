@@ -12,6 +12,7 @@ from loupe_gateway import serialize, validation
 from loupe_gateway.api import fetching
 from loupe_gateway.api.common import account
 from loupe_gateway.app import state
+from loupe_gateway.flows import tag_types
 
 bp = Blueprint("quicktest", __name__)
 
@@ -51,8 +52,7 @@ def _quick_test(by_url: bool):
         project_id=it.project_id or project_id, iteration_id=it.id,
         artifact_key=it.artifact_key, image=image, store=store, application="",
     )
-    types = {t.id: t.type for t in backends.list_tags(account(), project_id)}
-    return jsonify(serialize.image_prediction(result, types))
+    return jsonify(serialize.image_prediction(result, tag_types(backends, account(), project_id)))
 
 
 @bp.post("/projects/<project_id>/quicktest/image")

@@ -1,10 +1,10 @@
-"""Tags: list, create, get, delete."""
+"""Tags: list, create, get, update, delete."""
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
 from loupe_gateway import serialize
-from loupe_gateway.api.common import account, no_content
+from loupe_gateway.api.common import account, json_body, no_content
 from loupe_gateway.app import state
 
 bp = Blueprint("tags", __name__)
@@ -38,6 +38,20 @@ def get_tag(project_id: str, tag_id: str):
     else:
         tag = state().backends.get_tag(account(), project_id, tag_id)
     return jsonify(serialize.tag(tag))
+
+
+@bp.patch("/projects/<project_id>/tags/<tag_id>")
+def update_tag(project_id: str, tag_id: str):
+    body = json_body("Tag")
+    mask, fields = [], {}
+    for key in ("name", "description", "type"):
+        if body.get(key) is not None:
+            mask.append(key)
+            fields[key] = str(body[key])
+    backends = state().backends
+    if not mask:
+        return jsonify(serialize.tag(backends.get_tag(account(), project_id, tag_id)))
+    return jsonify(serialize.tag(backends.update_tag(account(), project_id, tag_id, mask, **fields)))
 
 
 @bp.delete("/projects/<project_id>/tags/<tag_id>")

@@ -7,8 +7,9 @@ import time
 from flask import Blueprint, g, request
 
 from loupe_gateway import signing, versions
-from loupe_gateway.api import domains, images, iterations, projects, tags, training_more
-from loupe_gateway.api import exports, image_urls, quicktest
+from loupe_gateway.api import domains, exports, image_metadata, image_tags, image_urls, images
+from loupe_gateway.api import iterations, performance, predictions, projects, quicktest
+from loupe_gateway.api import suggestions, tags
 from loupe_gateway.app import state
 from loupe_gateway.auth import TRAINING, HEADERS, Principal, unauthorized
 
@@ -16,7 +17,7 @@ bp = Blueprint("training", __name__, url_prefix=versions.TRAINING_PREFIX)
 
 #: Views that also accept a signed URI (`?a=&exp=&sig=`) instead of the Training-Key header.
 SIGNED_ENDPOINTS = {
-    "training.images.image_data", "training.training_more.prediction_image",
+    "training.images.image_data", "training.predictions.prediction_image",
     "training.exports.download_export",
 }
 
@@ -42,7 +43,10 @@ def _authenticate():
     g.principal = state().keys.authenticate(TRAINING, request.headers.get(HEADERS[TRAINING]))
 
 
-for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp, training_more.bp):
+for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp):
+    bp.register_blueprint(child)
+# Image tagging and metadata, per-image performance, stored predictions, the Smart Labeler.
+for child in (image_tags.bp, image_metadata.bp, performance.bp, predictions.bp, suggestions.bp):
     bp.register_blueprint(child)
 # Server-side URL fetching (images/urls), quick test, iteration and project export.
 for child in (image_urls.bp, quicktest.bp, exports.bp):

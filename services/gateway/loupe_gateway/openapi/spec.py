@@ -240,6 +240,8 @@ OPERATIONS: dict[str, dict[str, Op]] = {
                Param("type", "Regular|Negative")))},
     T + "tags.get_tag": {"GET": Op("Get a tag", query=(ITERATION_ID,), response="Tag",
                                    sdk="get_tag")},
+    T + "tags.update_tag": {"PATCH": Op("Update a tag", body="Tag", response="Tag",
+                                        sdk="update_tag")},
     T + "tags.delete_tag": {"DELETE": Op("Delete a tag", status=204, sdk="delete_tag")},
     # --- training: images ---
     T + "images.create_images_from_data": {"POST": Op(
@@ -295,6 +297,8 @@ OPERATIONS: dict[str, dict[str, Op]] = {
                                                 sdk="get_iterations")},
     T + "iterations.get_iteration": {"GET": Op("Get an iteration", response="Iteration",
                                                sdk="get_iteration")},
+    T + "iterations.update_iteration": {"PATCH": Op(
+        "Rename an iteration", body="Iteration", response="Iteration", sdk="update_iteration")},
     T + "iterations.delete_iteration": {"DELETE": Op("Delete an iteration", status=204,
                                                      sdk="delete_iteration")},
     T + "iterations.get_iteration_performance": {"GET": Op(
@@ -337,53 +341,49 @@ OPERATIONS: dict[str, dict[str, Op]] = {
         "publishing", body="ImageUrl", query=(ITERATION_ID, STORE), response="ImagePrediction",
         sdk="quick_test_image_url")},
     # --- training: tagging, metadata, per-image performance, predictions, Smart Labeler ---
-    T + "training_more.update_tag": {"PATCH": Op("Update a tag", body="Tag", response="Tag",
-                                                 sdk="update_tag")},
-    T + "training_more.update_iteration": {"PATCH": Op(
-        "Rename an iteration", body="Iteration", response="Iteration", sdk="update_iteration")},
-    T + "training_more.create_image_tags": {"POST": Op(
+    T + "image_tags.create_image_tags": {"POST": Op(
         "Tag images", body="ImageTagCreateBatch", response="ImageTagCreateSummary",
         sdk="create_image_tags")},
-    T + "training_more.delete_image_tags": {"DELETE": Op(
+    T + "image_tags.delete_image_tags": {"DELETE": Op(
         "Untag images", query=(Param("imageIds", "[uuid]", required=True),
                                Param("tagIds", "[uuid]", required=True)),
         status=204, sdk="delete_image_tags")},
-    T + "training_more.update_image_metadata": {"POST": Op(
+    T + "image_metadata.update_image_metadata": {"POST": Op(
         "Set image metadata (key/value)", query=(Param("imageIds", "[uuid]", required=True),),
         body="{string}", response="ImageMetadataUpdateSummary",
         sdk="update_image_metadata")},
-    T + "training_more.get_image_performances": {"GET": Op(
+    T + "performance.get_image_performances": {"GET": Op(
         "Per-image predictions of an iteration's evaluation", query=(TAG_IDS, ORDER_BY, TAKE,
                                                                      SKIP),
         response="[ImagePerformance]", sdk="get_image_performances")},
-    T + "training_more.get_image_performance_count": {"GET": Op(
+    T + "performance.get_image_performance_count": {"GET": Op(
         "Count the evaluated images", query=(TAG_IDS,), response="integer",
         sdk="get_image_performance_count")},
-    T + "training_more.query_predictions": {"POST": Op(
+    T + "predictions.query_predictions": {"POST": Op(
         "Query stored predictions", body="PredictionQueryToken",
         response="PredictionQueryResult", sdk="query_predictions")},
-    T + "training_more.delete_prediction": {"DELETE": Op(
+    T + "predictions.delete_prediction": {"DELETE": Op(
         "Delete stored predictions", query=(Param("ids", "[uuid]", required=True),),
         status=204, sdk="delete_prediction")},
-    T + "training_more.prediction_image": {"GET": Op(
+    T + "predictions.prediction_image": {"GET": Op(
         "The bytes of a stored prediction's image (the URIs in query results)",
         response="binary", content_type="image/*",
         query=(Param("a"), Param("exp", "integer"), Param("sig")))},
-    T + "training_more.create_images_from_predictions": {"POST": Op(
+    T + "predictions.create_images_from_predictions": {"POST": Op(
         "Add stored predictions to the training images", body="ImageIdCreateBatch",
         response="ImageCreateSummary", extra_statuses=(207,),
         sdk="create_images_from_predictions")},
-    T + "training_more.suggest_tags_and_regions": {"POST": Op(
+    T + "suggestions.suggest_tags_and_regions": {"POST": Op(
         "Suggested tags for images (Smart Labeler)",
         query=(Param("iterationId", "uuid", required=True),
                Param("imageIds", "[uuid]", required=True)),
         response="[StoredSuggestedTagAndRegion]", sdk="suggest_tags_and_regions")},
-    T + "training_more.query_suggested_images": {"POST": Op(
+    T + "suggestions.query_suggested_images": {"POST": Op(
         "Untagged images with suggested tags", query=(Param("iterationId", "uuid",
                                                             required=True),),
         body="SuggestedTagAndRegionQueryToken", response="SuggestedTagAndRegionQuery",
         sdk="query_suggested_images")},
-    T + "training_more.query_suggested_image_count": {"POST": Op(
+    T + "suggestions.query_suggested_image_count": {"POST": Op(
         "Count untagged images with suggested tags, per tag",
         query=(Param("iterationId", "uuid", required=True),), body="TagFilter",
         response="{integer}", sdk="query_suggested_image_count")},

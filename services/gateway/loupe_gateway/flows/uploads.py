@@ -1,6 +1,9 @@
 """The upload flow: validate every image, put the valid bytes in storage, then add all rows in
 ONE metadata AddImages call. If AddImages fails, bytes that this batch newly stored are removed
 again, so a failed upload leaves neither rows nor objects behind.
+
+Every way of adding training images (files, URLs, raw bodies, stored predictions) goes through
+`upload`, so they all answer with the same ImageCreateSummary and status.
 """
 from __future__ import annotations
 
@@ -30,6 +33,9 @@ class Entry:
     error_status: str | None = None
     #: Image metadata (key/value) sent with the batch.
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The hash under which storage already holds `data` (e.g. a stored prediction's image):
+    #: the bytes are validated but not stored again.
+    stored_sha256: str = ""
 
 
 def upload(
@@ -71,6 +77,9 @@ def upload(
     stored: list[tuple[int, validation.ImageInfo, str]] = []
     new_hashes: list[str] = []
     for index, info in valid:
+        if entries[index].stored_sha256:
+            stored.append((index, info, entries[index].stored_sha256))
+            continue
         try:
             put = backends.put_image(project_id, entries[index].data or b"", info.content_type)
         except LoupeError as err:

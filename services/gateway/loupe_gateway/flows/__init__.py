@@ -1,0 +1,16 @@
+"""What the gateway does between parsing a request and serializing the answer, without Flask.
+
+Each module serves the blueprint of the same name (`api/<name>.py`): its functions take the
+backends (`loupe_gateway.clients.Backends`, or a stand-in in unit tests), the caller's account
+and parsed arguments, call the backends, and return loupe.v1 messages or plain values that
+`loupe_gateway.serialize` turns into JSON. A blueprint whose views only pass one call through
+(tags, iterations, image tags) calls the backends itself.
+"""
+from __future__ import annotations
+
+from loupe_gateway.clients import Backends
+
+
+def tag_types(backends: Backends, account_id: str, project_id: str) -> dict[str, str]:
+    """Tag id -> "Regular" / "Negative" of a project's tags, for the `tagType` of predictions."""
+    return {t.id: t.type for t in backends.list_tags(account_id, project_id)}
