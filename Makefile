@@ -7,16 +7,27 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local:$(CURDIR)/deploy/k8s
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps up down status logs test test-unit protos bench bench-live chart-check clean k8s-up k8s-down k8s-status test-k8s
+.PHONY: help deps lock up down status logs test test-unit protos bench bench-live chart-check clean k8s-up k8s-down k8s-status test-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-# The venv is keyed on the requirement files so a changed pin reinstalls.
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The venv is keyed on the lock file so a changed pin reinstalls. requirements.lock pins every
+# transitive dependency with its hashes (made by `make lock` from requirements*.txt).
+$(VENV)/.installed: requirements.lock
 	test -x $(VPY) || $(PY) -m venv $(VENV)
-	$(VPY) -m pip install -q -r requirements-dev.txt
+	$(VPY) -m pip install -q --require-hashes -r requirements.lock
 	touch $@
+
+# pip-tools runs in a throwaway venv, never the project's. pip-compile keeps every pin already in
+# requirements.lock, so regenerating after a change to requirements*.txt moves only what changed.
+PIP_TOOLS := pip-tools==7.7.0
+lock: ## regenerate requirements.lock (all transitive pins, with hashes) from requirements*.txt
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PY) -m venv "$$tmp/venv" && "$$tmp/venv/bin/pip" install -q $(PIP_TOOLS) && \
+	CUSTOM_COMPILE_COMMAND="make lock" "$$tmp/venv/bin/pip-compile" -q --generate-hashes \
+	  --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links \
+	  --output-file requirements.lock requirements-dev.txt
 
 deps: $(VENV)/.installed ## install system packages, Python deps, MinIO, Kafka jars, the model archive
 	$(VPY) -m loupe_stack install

@@ -84,12 +84,12 @@ def kafka_bootstrap(infra) -> str:
     return infra.layout.addr("kafka")
 
 
-_TIER_BY_FOLDER = {"unit": "unit", "service": "service", "e2e": "e2e"}
+_TIER_BY_FOLDER = {"unit": "unit", "model": "model", "service": "service", "e2e": "e2e"}
 
 
 def pytest_collection_modifyitems(items):
-    """Each test's tier follows its folder (tests/unit, tests/service, tests/e2e), so
-    `-m unit` never misses a test that forgot its marker."""
+    """Each test's tier follows its folder (tests/unit, tests/model, tests/service, tests/e2e),
+    so `-m unit` never misses a test that forgot its marker."""
     for item in items:
         folder = item.path.parent.name
         if folder in _TIER_BY_FOLDER:

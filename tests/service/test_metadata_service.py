@@ -33,11 +33,10 @@ def server(postgres_dsn):
         MetadataConfig,
         {"LOUPE_POSTGRES_DSN": postgres_dsn, "LOUPE_METADATA_ADDR": "127.0.0.1:0"},
     )
-    grpc_server, port, _health, pool = build_server(config)
-    grpc_server.start()
-    yield f"127.0.0.1:{port}"
-    grpc_server.stop(None).wait()
-    pool.close()
+    built = build_server(config)
+    built.start()
+    yield f"127.0.0.1:{built.port}"
+    built.stop(None)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from loupe.v1 import storage_pb2_grpc
 from loupe_common import config as cfg
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import BadRequest, NotFound
-from loupe_storage.__main__ import build_server
+from loupe_storage.server import build_server
 from loupe_storage.config import StorageConfig
 
 pytestmark = pytest.mark.service
@@ -22,12 +22,12 @@ pytestmark = pytest.mark.service
 def storage(s3_config):
     env = dict(s3_config, LOUPE_STORAGE_ADDR="127.0.0.1:0",
                LOUPE_S3_BUCKET="test-" + uuid.uuid4().hex[:12])
-    server, port, _health, store = build_server(cfg.load(StorageConfig, env))
-    server.start()
-    client = ServiceClient(f"127.0.0.1:{port}", storage_pb2_grpc.StorageServiceStub)
-    yield client, store
+    built = build_server(cfg.load(StorageConfig, env))
+    built.start()
+    client = ServiceClient(f"127.0.0.1:{built.port}", storage_pb2_grpc.StorageServiceStub)
+    yield client
     client.close()
-    server.stop(None)
+    built.stop(None)
 
 
 def _png(color=(200, 30, 30), size=(640, 480)) -> bytes:
@@ -37,7 +37,7 @@ def _png(color=(200, 30, 30), size=(640, 480)) -> bytes:
 
 
 def test_same_bytes_are_stored_once_per_project(storage):
-    client, store = storage
+    client = storage
     project = str(uuid.uuid4())
     data = _png()
     first = client.PutImage(pb.PutImageRequest(project_id=project, data=data, content_type="image/png"))
@@ -51,7 +51,7 @@ def test_same_bytes_are_stored_once_per_project(storage):
 
 
 def test_thumbnail_is_derived_and_small(storage):
-    client, _ = storage
+    client = storage
     project = str(uuid.uuid4())
     sha = client.PutImage(pb.PutImageRequest(project_id=project, data=_png(size=(1600, 900)))).sha256
     thumb = client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha, variant=pb.IMAGE_VARIANT_THUMBNAIL))
@@ -65,7 +65,7 @@ def test_thumbnail_is_derived_and_small(storage):
 
 
 def test_delete_all_images_of_a_project(storage):
-    client, _ = storage
+    client = storage
     project, keep = str(uuid.uuid4()), str(uuid.uuid4())
     shas = [client.PutImage(pb.PutImageRequest(project_id=project, data=_png((i, 0, 0)))).sha256 for i in range(3)]
     kept = client.PutImage(pb.PutImageRequest(project_id=keep, data=_png())).sha256
@@ -77,7 +77,7 @@ def test_delete_all_images_of_a_project(storage):
 
 
 def test_objects_round_trip_and_prefix_delete(storage):
-    client, _ = storage
+    client = storage
     prefix = f"artifacts/{uuid.uuid4()}"
     for i in range(2):
         client.PutObject(pb.PutObjectRequest(key=f"{prefix}/{i}.bin", data=bytes([i]) * 10))
@@ -89,13 +89,13 @@ def test_objects_round_trip_and_prefix_delete(storage):
 
 @pytest.mark.parametrize("key", ["../etc/passwd", "images/x", "artifacts/../images/y", ""])
 def test_keys_outside_the_object_namespaces_are_refused(storage, key):
-    client, _ = storage
+    client = storage
     with pytest.raises(BadRequest):
         client.PutObject(pb.PutObjectRequest(key=key, data=b"x"))
 
 
 def test_bad_ids_are_refused_with_a_code(storage):
-    client, _ = storage
+    client = storage
     with pytest.raises(BadRequest) as info:
         client.PutImage(pb.PutImageRequest(project_id="not-a-uuid", data=b"x"))
     assert info.value.code == "BadRequestInvalidIds"

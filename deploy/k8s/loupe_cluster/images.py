@@ -138,20 +138,23 @@ class Images:
 
     # -- the images the chart runs ---------------------------------------------------------------
     def wheels(self) -> Path:
-        """Every wheel requirements.txt needs, in a folder mounted into the Loupe image's build."""
-        req = REPO / "requirements.txt"
+        """Every file requirements.lock names, in a folder mounted into the Loupe image's build.
+
+        `pip download` keeps the files as the index has them, so their hashes are the lock's.
+        """
+        req = REPO / "requirements.lock"
         folder = self.work / "wheels" / tree_hash([req])
         if (folder / ".complete").exists():
             return folder
         log.info("collecting wheels for the image (pip's cache makes this quick after make deps)")
         folder.mkdir(parents=True, exist_ok=True)
-        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-              "-w", str(folder), "-r", str(req)])
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+              "--no-deps", "--require-hashes", "-d", str(folder), "-r", str(req)])
         (folder / ".complete").write_text("")
         return folder
 
     def loupe(self, base: str) -> str:
-        tag = tree_hash([IMAGES / "Dockerfile", IMAGES / "loupe-torchserve", REPO / "requirements.txt",
+        tag = tree_hash([IMAGES / "Dockerfile", IMAGES / "loupe-torchserve", REPO / "requirements.lock",
                          REPO / "services"])
         ref = f"{REGISTRY}/loupe:{tag}"
         if self.built(ref):

@@ -5,19 +5,14 @@ import dataclasses
 import os
 from pathlib import Path
 
+from loupe_common import ports
+
 REPO = Path(__file__).resolve().parents[3]
 
-#: Offsets from the base port. One table for every address of the local stack.
+#: Offsets from the base port. One table for every address of the local stack: Loupe's own
+#: services come from the one table of their ports (loupe_common.ports), the infrastructure follows.
 PORT_OFFSETS = {
-    "gateway": 0,
-    "metadata": 1,
-    "storage": 2,
-    "training": 3,
-    "prediction": 4,
-    "metadata_metrics": 11,
-    "storage_metrics": 12,
-    "training_metrics": 13,
-    "prediction_metrics": 14,
+    **ports.local_offsets(),
     "postgres": 20,
     "minio": 21,
     "minio_console": 22,

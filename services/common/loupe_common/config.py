@@ -72,3 +72,17 @@ def describe(cls: type) -> list[tuple[str, object, str]]:
         default = field.metadata["default"]
         out.append((field.metadata["env"], None if default is _MISSING else default, field.metadata["doc"]))
     return out
+
+
+class ListenAddress:
+    """Mixed into a gRPC service's config: `host` and `port` of its `addr` ("host:port")."""
+
+    addr: str
+
+    @property
+    def host(self) -> str:
+        return self.addr.rsplit(":", 1)[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.addr.rsplit(":", 1)[1])

@@ -1,12 +1,16 @@
-"""gRPC server factory shared by every service: error mapping, metrics, health, graceful stop."""
+"""What every gRPC service is built and run with: the server factory (error mapping, metrics,
+health), `BuiltServer` (what each service's `build_server` returns) and `run` (metrics port,
+signals, graceful stop)."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 from concurrent import futures
 
 import grpc
@@ -50,6 +54,11 @@ SERVER_OPTIONS = CHANNEL_OPTIONS + [
     ("grpc.max_connection_age_ms", 30_000),
     ("grpc.max_connection_age_grace_ms", 30_000),
 ]
+
+#: How long calls in flight may take after SIGTERM (the chart's terminationGracePeriodSeconds is longer).
+GRACE_SECONDS = 10.0
+#: A service's configuration (see `run`).
+C = TypeVar("C", bound=Any)
 
 RPC_SECONDS = Histogram(
     "loupe_grpc_server_handling_seconds", "Time to handle a gRPC call", ["method"]
@@ -125,37 +134,78 @@ def create_server(
     return server, bound, health_servicer
 
 
+def _nothing() -> None:
+    pass
+
+
+@dataclasses.dataclass
+class BuiltServer:
+    """What every service's `build_server(config, deps=None)` returns: a bound server, not started.
+
+    Attributes:
+        server: the gRPC server with the service's servicer and `grpc.health.v1`.
+        port: the port it is bound to (the one picked when the address said port 0).
+        health: its health servicer (a service may report more names on it).
+        name: the service's name, for the log.
+        before_start: starts the service's own background work (a Kafka consumer) before the
+            server answers; it may wait until that work is ready.
+        after_stop: stops that work and releases the collaborators `build_server` created.
+    """
+
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    name: str
+    before_start: Callable[[], None] = _nothing
+    after_stop: Callable[[], None] = _nothing
+
+    def start(self) -> None:
+        self.before_start()
+        self.server.start()
+
+    def stop(self, grace_seconds: float | None = GRACE_SECONDS) -> None:
+        """Health turns NOT_SERVING first so load balancers drain, calls in flight get
+        `grace_seconds`, then the service's own resources are released."""
+        self.health.enter_graceful_shutdown()
+        self.server.stop(grace_seconds).wait()
+        self.after_stop()
+
+
 def start_metrics(port: int, host: str = "127.0.0.1") -> None:
     """Serves Prometheus `/metrics` on its own port (0 disables it)."""
     if port:
         start_http_server(port, addr=host)
 
 
-def serve_until_signal(
-    server: grpc.Server,
-    health_servicer: health.HealthServicer,
-    grace_seconds: float = 10.0,
-    on_stop: Callable[[], None] | None = None,
-) -> None:
-    """Starts `server` and blocks until SIGTERM/SIGINT, then stops gracefully.
+def run(build: Callable[[C], BuiltServer], config: C, grace_seconds: float = GRACE_SECONDS) -> int:
+    """Runs one gRPC service until SIGTERM/SIGINT: the one way every service starts.
 
-    Health turns NOT_SERVING first so load balancers drain, in-flight calls get
-    `grace_seconds`, then `on_stop` releases the service's own resources.
+    Args:
+        build: the service's `build_server`; called with `config` alone, so it creates its
+            collaborators (database pool, clients) from the configuration.
+        config: the service's configuration; `addr` (host:port), `metrics_port` and
+            `log_level` are read here.
+        grace_seconds: how long calls in flight may take after the signal.
+    Returns:
+        0, the process's exit status.
     """
+    setup_logging(config.log_level)
     stop = threading.Event()
 
     def _handle(signum, _frame):
         log.info("signal %s: stopping", signum)
         stop.set()
 
+    built = build(config)
+    host = config.addr.rsplit(":", 1)[0]
+    start_metrics(config.metrics_port, host)
     signal.signal(signal.SIGTERM, _handle)
     signal.signal(signal.SIGINT, _handle)
-    server.start()
+    built.start()
+    log.info("%s service listening on %s:%d", built.name, host, built.port)
     stop.wait()
-    health_servicer.enter_graceful_shutdown()
-    server.stop(grace_seconds).wait()
-    if on_stop is not None:
-        on_stop()
+    built.stop(grace_seconds)
+    return 0
 
 
 def wait_for_channel(channel: grpc.Channel, timeout: float = 30.0) -> None:

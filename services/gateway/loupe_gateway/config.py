@@ -5,12 +5,13 @@ from dataclasses import dataclass
 
 from loupe_common import limits
 from loupe_common.config import env_field
+from loupe_common.ports import SERVICES
 
 
 @dataclass(frozen=True)
 class GatewayConfig:
     host: str = env_field("LOUPE_GATEWAY_HOST", "127.0.0.1", "address the HTTP server binds")
-    port: int = env_field("LOUPE_GATEWAY_PORT", 8080, "HTTP port (REST API, /healthz, /metrics)")
+    port: int = env_field("LOUPE_GATEWAY_PORT", SERVICES["gateway"].main, "HTTP port (REST API, /healthz, /metrics)")
     metadata_target: str = env_field("LOUPE_METADATA_TARGET", doc="host:port of the metadata service")
     storage_target: str = env_field("LOUPE_STORAGE_TARGET", doc="host:port of the storage service")
     prediction_target: str = env_field(

@@ -17,8 +17,8 @@ import sys
 
 from google.protobuf import json_format
 
+from loupe_common import grpcserver
 from loupe_common.config import load
-from loupe_common.grpcserver import serve_until_signal, setup_logging, start_metrics
 from loupe_metadata.config import MetadataConfig
 from loupe_metadata.core import MetadataCore
 from loupe_metadata.migrate import migrate
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = load(MetadataConfig, os.environ)
-    setup_logging(config.log_level)
+    grpcserver.setup_logging(config.log_level)
     applied = migrate(config.postgres_dsn)
     if applied:
         log.info("applied migrations %s", applied)
@@ -73,11 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write("\n")
         return 0
 
-    server, port, health_servicer, pool = build_server(config)
-    start_metrics(config.metrics_port, host=config.host)
-    log.info("metadata service listening on %s:%d", config.host, port)
-    serve_until_signal(server, health_servicer, on_stop=pool.close)
-    return 0
+    return grpcserver.run(build_server, config)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,24 @@
 """The metadata server factory, shared by `python -m loupe_metadata` and the service tests."""
 from __future__ import annotations
 
-import grpc
-from grpc_health.v1 import health
+import dataclasses
+
 from psycopg_pool import ConnectionPool
 
 from loupe.v1 import metadata_pb2, metadata_pb2_grpc
-from loupe_common.grpcserver import create_server
+from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_metadata.config import MetadataConfig
 from loupe_metadata.core import MetadataCore
 from loupe_metadata.servicer import MetadataServicer
 
 SERVICE_NAME = metadata_pb2.DESCRIPTOR.services_by_name["MetadataService"].full_name
+
+
+@dataclasses.dataclass
+class MetadataDeps:
+    """What the metadata service talks to: an open PostgreSQL pool on a migrated database."""
+
+    pool: ConnectionPool
 
 
 def open_pool(config: MetadataConfig) -> ConnectionPool:
@@ -30,28 +37,29 @@ def open_pool(config: MetadataConfig) -> ConnectionPool:
     return pool
 
 
-def build_server(
-    config: MetadataConfig, pool: ConnectionPool | None = None
-) -> tuple[grpc.Server, int, health.HealthServicer, ConnectionPool]:
+def build_server(config: MetadataConfig, deps: MetadataDeps | None = None) -> BuiltServer:
     """Builds the (not yet started) metadata gRPC server on a migrated database.
 
     Args:
         config: the service configuration; an address with port 0 picks a free port.
-        pool: an open pool to use; one is opened from `config.postgres_dsn` when None.
+        deps: the pool to use (the caller closes it); None opens one from `config.postgres_dsn`,
+            which the returned server's `stop` closes.
     Returns:
-        (server, bound port, health servicer, pool). The caller closes the pool after stopping
-        the server.
+        the bound server, not started.
     """
-    pool = pool or open_pool(config)
-    servicer = MetadataServicer(MetadataCore(pool))
+    owned = deps is None
+    deps = deps or MetadataDeps(open_pool(config))
     try:
         server, port, health_servicer = create_server(
-            [lambda s: metadata_pb2_grpc.add_MetadataServiceServicer_to_server(servicer, s)],
+            [lambda s: metadata_pb2_grpc.add_MetadataServiceServicer_to_server(
+                MetadataServicer(MetadataCore(deps.pool)), s)],
             host=config.host,
             port=config.port,
             service_names=[SERVICE_NAME],
         )
     except Exception:
-        pool.close()
+        if owned:
+            deps.pool.close()
         raise
-    return server, port, health_servicer, pool
+    return BuiltServer(server, port, health_servicer, "metadata",
+                       after_stop=deps.pool.close if owned else lambda: None)

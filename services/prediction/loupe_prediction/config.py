@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from loupe_common.config import env_field
+from loupe_common.config import ListenAddress, env_field
+from loupe_common.ports import default_addr
 
 
 @dataclasses.dataclass(frozen=True)
-class PredictionConfig:
-    addr: str = env_field("LOUPE_PREDICTION_ADDR", "127.0.0.1:50054", "host:port the gRPC server binds")
+class PredictionConfig(ListenAddress):
+    addr: str = env_field("LOUPE_PREDICTION_ADDR", default_addr("prediction"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     inference_url: str = env_field("LOUPE_TORCHSERVE_INFERENCE_URL", doc="TorchServe inference API base URL")
     management_url: str = env_field("LOUPE_TORCHSERVE_MANAGEMENT_URL", doc="TorchServe management API base URL")

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from loupe_common.config import env_field
+from loupe_common.config import ListenAddress, env_field
+from loupe_common.ports import default_addr
 
 
 @dataclasses.dataclass(frozen=True)
-class StorageConfig:
-    addr: str = env_field("LOUPE_STORAGE_ADDR", "127.0.0.1:50052", "host:port the gRPC server binds")
+class StorageConfig(ListenAddress):
+    addr: str = env_field("LOUPE_STORAGE_ADDR", default_addr("storage"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     s3_endpoint: str = env_field("LOUPE_S3_ENDPOINT", doc="MinIO / S3 host:port")
     s3_access_key: str = env_field("LOUPE_S3_ACCESS_KEY", doc="S3 access key")

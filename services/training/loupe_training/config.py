@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from loupe_common.config import env_field
+from loupe_common.config import ListenAddress, env_field
+from loupe_common.ports import default_addr
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    addr: str = env_field("LOUPE_TRAINING_ADDR", "127.0.0.1:50053", "host:port the gRPC server binds")
+class TrainingConfig(ListenAddress):
+    addr: str = env_field("LOUPE_TRAINING_ADDR", default_addr("training"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     kafka_bootstrap: str = env_field("LOUPE_KAFKA_BOOTSTRAP", doc="Kafka bootstrap servers")
     metadata_target: str = env_field("LOUPE_METADATA_TARGET", doc="metadata service host:port")

@@ -17,7 +17,7 @@ from loupe_model.export import INPUT, PROBABILITIES, export_onnx_classifier, exp
 from loupe_model.head import LINEAR, MLP, train_head
 from loupe_model.preprocess import preprocess_bytes
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 
 SPEC = BACKBONES["lite0"]
 CLASSES = [0, 1, 7, 9]

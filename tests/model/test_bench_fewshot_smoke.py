@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "fewshot.py"
 

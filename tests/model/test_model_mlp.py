@@ -8,11 +8,12 @@ import zipfile
 import numpy as np
 import pytest
 
+from loupe_model.evaluate import cross_validate
 from loupe_model.head import LINEAR, MLP, Head, fit_layers, train_head
 from loupe_model.mlp import fit_mlp
 from loupe_model.train import fit_quick
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.model
 
 D = 48
 
@@ -166,3 +167,9 @@ def test_advanced_uses_the_hidden_layer_only_with_enough_images_per_tag():
     few = enough[1:]
     kind, why = advanced_head_kind(few)
     assert kind == LINEAR and f"{MLP_MIN_IMAGES_PER_TAG - 1} images" in why
+
+
+def test_cross_validation_of_the_hidden_layer_head_uses_fewer_folds():
+    features = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    two = np.eye(2)[[0, 1] * 15]
+    assert cross_validate(features, two, False, seed=0, kind=MLP).num_folds == 5

@@ -1,0 +1,117 @@
+"""The prediction server factory, shared by `python -m loupe_prediction` and the service tests."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+
+from grpc_health.v1.health_pb2 import HealthCheckResponse
+from kafka import KafkaProducer
+
+from loupe.v1 import metadata_pb2_grpc, prediction_pb2, prediction_pb2_grpc, storage_pb2_grpc
+from loupe_common import kafka as lk
+from loupe_common.clients import ServiceClient
+from loupe_common.grpcserver import BuiltServer, create_server
+from loupe_model.archive import model_name
+from loupe_model.backbone import get_backbone
+from loupe_prediction.config import PredictionConfig
+from loupe_prediction.core import HeadCache, Predictor
+from loupe_prediction.recorder import HEALTH_SERVICE, PredictionRecorder
+from loupe_prediction.servicer import PredictionServicer
+from loupe_prediction.torchserve import TorchServeClient
+
+log = logging.getLogger("loupe_prediction")
+SERVICE_NAME = prediction_pb2.DESCRIPTOR.services_by_name["PredictionService"].full_name
+SERVING, NOT_SERVING = HealthCheckResponse.SERVING, HealthCheckResponse.NOT_SERVING
+
+
+@dataclasses.dataclass
+class PredictionDeps:
+    """What the prediction service talks to.
+
+    Attributes:
+        metadata, storage: clients of the metadata and storage services.
+        torchserve: TorchServe with the shared backbone registered.
+        producer: the Kafka producer of stored predictions.
+    """
+
+    metadata: ServiceClient
+    storage: ServiceClient
+    torchserve: TorchServeClient
+    producer: KafkaProducer
+
+    def close(self) -> None:
+        self.producer.flush(timeout=10)
+        self.producer.close(timeout=5)
+        self.metadata.close()
+        self.storage.close()
+
+
+def connect(config: PredictionConfig) -> PredictionDeps:
+    """The collaborators of `config`; registers the backbone in TorchServe (waits for it)."""
+    torchserve = TorchServeClient(config.inference_url, config.management_url,
+                                  model_name(get_backbone(config.backbone)))
+    torchserve.ensure_registered(config.batch_size, config.max_batch_delay_ms)
+    return PredictionDeps(
+        ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub),
+        ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub),
+        torchserve, lk.producer(config.kafka_bootstrap),
+    )
+
+
+def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -> BuiltServer:
+    """Builds the (not yet started) prediction server and, when LOUPE_RECORD_PREDICTIONS is on,
+    the recorder that stores predictions from Kafka.
+
+    Args:
+        config: the service configuration; an address with port 0 picks a free port.
+        deps: the collaborators (the caller closes them); None creates them from `config`,
+            and the returned server's `stop` closes them.
+    Returns:
+        the bound server, not started; `start` starts the recorder, whose consumer group
+        membership is reported on health as HEALTH_SERVICE.
+    """
+    owned = deps is None
+    deps = deps or connect(config)
+
+    def record(rec) -> None:
+        # Not awaited: storing a prediction never slows the answer. The broker acknowledges
+        # asynchronously; a failure is logged.
+        deps.producer.send(lk.PREDICTIONS, key=rec.project_id.encode(), value=rec.SerializeToString()).add_errback(
+            lambda exc: log.error("prediction %s not queued for storage: %s", rec.prediction_id, exc))
+
+    predictor = Predictor(HeadCache(deps.storage, config.head_cache_size), deps.torchserve, record)
+    try:
+        server, port, health = create_server(
+            [lambda s: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(
+                PredictionServicer(predictor, config.backbone), s)],
+            host=config.host, port=config.port, service_names=[SERVICE_NAME],
+        )
+    except Exception:
+        if owned:
+            deps.close()
+        raise
+    stop = threading.Event()
+    recorder_thread = None
+    if config.record_predictions:
+        def on_assignment(held: bool) -> None:
+            health.set(HEALTH_SERVICE, SERVING if held else NOT_SERVING)
+            log.info("recorder %s partitions of %s", "holds" if held else "has lost its", lk.PREDICTIONS)
+
+        health.set(HEALTH_SERVICE, NOT_SERVING)
+        recorder = PredictionRecorder(config.kafka_bootstrap, deps.metadata, deps.storage, stop, on_assignment)
+        recorder_thread = threading.Thread(target=recorder.run, name="recorder", daemon=True)
+
+    def before_start() -> None:
+        if recorder_thread is not None:
+            recorder_thread.start()
+        log.info("prediction through TorchServe at %s", config.inference_url)
+
+    def after_stop() -> None:
+        stop.set()
+        if recorder_thread is not None:
+            recorder_thread.join(timeout=10)
+        if owned:
+            deps.close()
+
+    return BuiltServer(server, port, health, "prediction", before_start, after_stop)
