@@ -197,6 +197,7 @@ def up() -> None:
     cluster.wait_node()
     install_chart(cluster, refs)
     _step("chart installed, every pod ready", t0)
+    store.prune(refs)  # every pod runs these now: older builds only take disk
     env = write_env(cluster)
     wait_gateway(env["LOUPE_ENDPOINT"])
     kubectl = f"{L.bin / 'kubectl'}"

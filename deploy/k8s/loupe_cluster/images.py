@@ -136,6 +136,33 @@ class Images:
         _run(cmd + [str(context)], stdout=subprocess.DEVNULL)
         return ref
 
+    def _prune_built(self, stale) -> None:
+        listing = subprocess.run(["buildah", "images", "--format", "{{.Name}}:{{.Tag}}"],
+                                 capture_output=True, text=True).stdout.split()
+        for ref in filter(stale, listing):
+            log.info("removing the old image %s", ref)
+            subprocess.run(["buildah", "rmi", "--force", ref], capture_output=True)
+        subprocess.run(["buildah", "rmi", "--prune", "--force"], capture_output=True)  # layers no image uses
+
+    def prune(self, keep: dict[str, str]) -> None:
+        """Removes every other tag of the images in `keep` (role -> reference) from buildah's
+        store and from containerd, and the wheel folders of other lock files: each Loupe image
+        is about 7 GB, and a machine that builds one per change would fill its disk."""
+        names = {ref.rpartition(":")[0] for ref in keep.values()}
+        wanted = set(keep.values())
+
+        def stale(ref: str) -> bool:
+            return ref.rpartition(":")[0] in names and ref not in wanted
+
+        self._prune_built(stale)
+        loaded = self._ctr("images", "ls", "-q", capture_output=True, text=True).stdout.split()
+        for ref in filter(stale, loaded):
+            self._ctr("images", "rm", ref, capture_output=True)  # containers running keep their snapshots
+        current = self.work / "wheels" / tree_hash([REPO / "requirements.lock"])
+        for folder in (self.work / "wheels").glob("*"):
+            if folder != current:
+                shutil.rmtree(folder, ignore_errors=True)
+
     # -- the images the chart runs ---------------------------------------------------------------
     def wheels(self) -> Path:
         """Every file requirements.lock names, in a folder mounted into the Loupe image's build.
@@ -159,6 +186,9 @@ class Images:
         ref = f"{REGISTRY}/loupe:{tag}"
         if self.built(ref):
             return ref
+        # Running pods use containerd's copy: buildah's older Loupe images can go before the
+        # build, so the disk holds two of them at most while it runs.
+        self._prune_built(lambda r: r.startswith(f"{REGISTRY}/loupe:"))
         wheels = self.wheels()
         return self.bud(ref, IMAGES / "Dockerfile", REPO, base, volumes=[f"{wheels}:/wheels:ro"],
                         build_args={"PIP_ARGS": "--no-index --find-links /wheels"})
