@@ -2,7 +2,7 @@
 
 Each image is small on the wire (hundreds of KB) and 10240 x 10240 pixels, the largest side
 Custom Vision accepts. Every measurement runs in a fresh process and reports how much its
-peak RSS grew while decoding (the bytes were read before the baseline was taken), for
+peak RSS (VmHWM) grew while decoding (the bytes were read before the baseline was taken), for
 `preprocess_bytes(data, 224)` (what the trainer and the TorchServe handler call), `image_info`
 (what the prediction recorder calls) and the storage service's thumbnail, beside Pillow's plain
 `Image.open(...).convert("RGB")` as the baseline.
@@ -24,7 +24,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import resource, sys, time
+import sys, time
 sys.path[:0] = [{common!r}, {storage!r}]
 import numpy, PIL.Image
 from loupe_model.preprocess import preprocess_bytes, image_info
@@ -37,14 +37,19 @@ def pillow(d):
     return PIL.Image.open(io.BytesIO(d)).convert("RGB")
 fn = {{"pillow": pillow, "preprocess_bytes": lambda d: preprocess_bytes(d, 224), "image_info": image_info,
       "thumbnail": lambda d: _thumbnail(d, 520)}}[{what!r}]
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def peak_kb():
+    # VmHWM, not ru_maxrss: the latter keeps the parent's high-water mark across fork and exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+before = peak_kb()
 t = time.perf_counter()
 try:
     fn(data)
     outcome = "ok"
 except Exception as exc:
     outcome = type(exc).__name__ + ": " + str(exc)[:70]
-grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+grew = (peak_kb() - before) / 1024
 print(f"{{grew:.0f}}\t{{time.perf_counter() - t:.2f}}\t{{outcome}}")
 """
 
