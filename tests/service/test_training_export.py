@@ -18,7 +18,7 @@ from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as pb
 from loupe.v1 import training_pb2_grpc
 from loupe_common import config as cfg
-from loupe_common import exports
+from loupe_common import exports, storage_keys
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import BadRequest, Internal, NotFound
 from loupe_model.backbone import get_backbone
@@ -67,7 +67,7 @@ def trained(storage_client):
 
 
 def _record(storage_client, pid, iid) -> dict:
-    data = storage_client.GetObject(spb.GetObjectRequest(key=exports.record_key(pid, iid, "ONNX"))).data
+    data = storage_client.GetObject(spb.GetObjectRequest(key=storage_keys.export_record_key(pid, iid, "ONNX"))).data
     return exports.parse_record(data)
 
 
@@ -84,7 +84,7 @@ def test_export_stores_the_zip_and_then_a_done_record(training, storage_client, 
     pid, iid, key = trained
     got = training.ExportIteration(pb.ExportIterationRequest(
         project_id=pid, iteration_id=iid, artifact_key=key, platform="ONNX", flavor="ONNX12"))
-    assert got.export_key == exports.zip_key(pid, iid, "ONNX")
+    assert got.export_key == storage_keys.export_zip_key(pid, iid, "ONNX")
     blob = storage_client.GetObject(spb.GetObjectRequest(key=got.export_key)).data
     assert len(blob) == got.size_bytes > 10_000_000  # the backbone's weights are inside
     with zipfile.ZipFile(io.BytesIO(blob)) as zf:
@@ -108,7 +108,7 @@ def test_what_cannot_be_exported_is_refused_before_anything_is_stored(
             project_id=pid, iteration_id=iid, artifact_key=key if artifact else "", platform=platform,
             flavor=flavor))
     assert err.value.code == code
-    for stored in (exports.zip_key(pid, iid, "ONNX"), exports.record_key(pid, iid, "ONNX")):
+    for stored in (storage_keys.export_zip_key(pid, iid, "ONNX"), storage_keys.export_record_key(pid, iid, "ONNX")):
         with pytest.raises(NotFound):
             storage_client.GetObject(spb.GetObjectRequest(key=stored))
 
