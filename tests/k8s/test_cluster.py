@@ -158,8 +158,10 @@ def test_a_trainer_deleted_mid_training_completes_the_iteration_exactly_once(clu
     assert new != trainers
     # The replacement trainer did the redelivered job, once; a second delivery would count again.
     time.sleep(3)
-    assert metric_sum(cluster.metrics(new[0], TRAINING_METRICS_PORT), "loupe_training_jobs_total",
-                      outcome="completed") == 1
+    text = cluster.metrics(new[0], TRAINING_METRICS_PORT)
+    outcomes = [line for line in text.splitlines() if line.startswith("loupe_training_jobs_total{")]
+    restarts = cluster.json("get", "pod", new[0])["status"]["containerStatuses"][0]["restartCount"]
+    assert metric_sum(text, "loupe_training_jobs_total", outcome="completed") == 1, (outcomes, restarts)
 
 
 def _classify_loop(endpoint: str, key: str, project_id: str, images: list[bytes], stop: threading.Event,

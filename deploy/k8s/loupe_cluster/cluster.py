@@ -475,9 +475,10 @@ class Cluster:
         shutil.rmtree(self.layout.run / "containerd", ignore_errors=True)
         # Kubelet leaves its pods' volumes mounted; unmounted, the data folder can be removed
         # (a CI checkout's is) without touching what the mounts point at.
-        kubelet = f"{self.layout.data.resolve() / 'kubelet'}/"
+        kubelet = str(self.layout.data.resolve() / "kubelet")  # itself a mount, and its pods' volumes
         with open("/proc/mounts") as mounts:
-            points = [line.split()[1] for line in mounts if line.split()[1].startswith(kubelet)]
+            points = [line.split()[1] for line in mounts
+                      if line.split()[1] == kubelet or line.split()[1].startswith(kubelet + "/")]
         for point in sorted(points, reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True)
         self.layout.owner_file.unlink(missing_ok=True)
