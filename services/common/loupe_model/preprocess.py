@@ -106,13 +106,13 @@ def image_info(data: bytes) -> tuple[str, int, int]:
     try:
         width, height = img.size
         fmt = "JPEG" if img.format == "MPO" else str(img.format)
-        orientation = _orientation(img, data)
+        png = _strips(img, data)
+        orientation = _orientation(img, png)
         # A truncated file only fails when the pixels are decoded: all of them are, within
         # the budget (JPEG at its smallest scale; a PNG inflated without being decoded).
         if fmt == "JPEG":
             img.draft(img.mode, (1, 1))
-        png = _strips(img, data)
-        if png is not None:
+        if png is not None and png.strippable:
             png.validate()
         else:
             _check_budget(img, _raster_bytes(img))
@@ -143,22 +143,22 @@ def _check_budget(img: Image.Image, need: int) -> None:
 
 
 def _strips(img: Image.Image, data: bytes) -> PngStrips | None:
-    """A strip reader when `img` is a PNG that can be read in strips, else None."""
+    """The PNG's chunk reader (read once per image; `strippable` says whether its rows can be
+    read in strips), or None when `img` is not a PNG."""
     if img.format != "PNG":
         return None
     try:
         png = PngStrips(data)
     except StripError as exc:
         raise InvalidImage(f"corrupt image: {exc}") from None
-    return png if png.strippable else None
+    return png
 
 
-def _orientation(img: Image.Image, data: bytes) -> int | None:
+def _orientation(img: Image.Image, png: PngStrips | None) -> int | None:
     """The EXIF orientation, without decoding: Pillow's PNG getexif() loads the whole image."""
     try:
-        if img.format == "PNG":
-            exif = PngStrips(data).exif
-            return _exif_orientation(exif) if exif else None
+        if png is not None:
+            return _exif_orientation(png.exif) if png.exif else None
         return img.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # noqa: BLE001 - malformed EXIF: the stored orientation
         return None
@@ -203,12 +203,11 @@ def _reduce_factor(width: int, height: int, draft_size: int | None) -> int:
     return max(1, by_budget, by_target)
 
 
-def _decode_reduced(img: Image.Image, data: bytes, draft_size: int | None) -> Image.Image:
+def _decode_reduced(img: Image.Image, png: PngStrips | None, draft_size: int | None) -> Image.Image:
     """Decodes an image over the budget, reduced by an integer factor strip by strip."""
     factor = _reduce_factor(img.width, img.height, draft_size)
     out: Image.Image | None = None
-    png = _strips(img, data)
-    if png is not None:
+    if png is not None and png.strippable:
         rows = factor * max(1, _STRIP_BYTES // max(1, png.header.row_bytes * factor))
         strips = png.strips(rows)
     else:
@@ -283,8 +282,9 @@ def decode_image(data: bytes, draft_size: int | None = None) -> Image.Image:
                 upright = img
             rgb = _to_rgb(upright if upright is not None else img)
         else:
-            orientation = _orientation(img, data)
-            rgb = _to_rgb(_decode_reduced(img, data, draft_size))
+            png = _strips(img, data)
+            orientation = _orientation(img, png)
+            rgb = _to_rgb(_decode_reduced(img, png, draft_size))
             if orientation in _TRANSPOSE:
                 rgb = rgb.transpose(_TRANSPOSE[orientation])
         rgb.load()
