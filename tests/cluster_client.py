@@ -4,8 +4,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 class Cluster:
@@ -88,3 +91,17 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in rest for k, v in labels.items()):
             total += float(value)
     return total
+
+
+def cluster_node():
+    """The checkout's cluster node (what `make k8s-up` / `make k8s-down` drive)."""
+    from loupe_cluster.__main__ import layout
+    from loupe_cluster.cluster import Cluster as Node
+    return Node(layout())
+
+
+def cluster_up() -> None:
+    """`make k8s-up`: builds or starts the cluster and installs the chart, idempotently."""
+    # pytest's pythonpath (pyproject) reaches the child too, whether or not make set PYTHONPATH.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO, env=env)

@@ -8,14 +8,11 @@ change (image tag, replicas) they set back.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from cluster_client import Cluster
+from cluster_client import Cluster, cluster_node, cluster_up
 from loupe_stack.stack import read_env
 from rest_api import Api, sdk_clients
 
@@ -37,14 +34,9 @@ def k8s_env():
 
     A cluster this run started is stopped at the end (its data stays): `make test` leaves
     running what ran before it, `make k8s-up`'s cluster included, and nothing else."""
-    from loupe_cluster.__main__ import layout
-    from loupe_cluster.cluster import Cluster as Node
-
-    node = Node(layout())
+    node = cluster_node()
     was_running = node.running() and node.layout.owner() in (None, node.layout.data.resolve())
-    # pytest's pythonpath (pyproject) reaches the child too, whether or not make set PYTHONPATH.
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    subprocess.run([sys.executable, "-m", "loupe_cluster", "up"], check=True, cwd=REPO, env=env)
+    cluster_up()
     yield read_env(node.layout.env_file)
     if not was_running:
         node.stop()

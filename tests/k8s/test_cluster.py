@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from cluster_client import metric_sum
+from cluster_client import cluster_node, cluster_up, metric_sum
 from e2e.test_sdk import sdk_quickstart
 from loupe_model.datasets import load_fashion_mnist
 from rest_api import PREDICTION
@@ -271,3 +271,26 @@ def test_network_policies_are_rendered_and_applied(cluster):
     for component in ("gateway", "metadata", "storage", "training", "prediction", "torchserve",
                       "postgresql", "minio", "kafka"):
         assert f"networkpolicy.networking.k8s.io/{cluster.component(component)}" in names, names
+
+
+def test_the_cluster_stopped_and_started_again_keeps_everything(k8s_api, published):
+    """`make k8s-down` then `make k8s-up`: every pod restarts on the kept volumes (PostgreSQL
+    included, whose data directory the kubelet's fsGroup handling must not open up), with the
+    same endpoint and keys, and what was stored before is there."""
+    project, images = published
+    tag = k8s_api.train("POST", f"/projects/{project['id']}/tags", params={"name": "kept-restart"})
+    img = Image.new("RGB", (48, 48), (10, 200, 120))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    summary = k8s_api.upload_files(project["id"], [buf.getvalue()], tag["id"])
+    image_id = summary["images"][0]["image"]["id"]
+    node = cluster_node()
+    node.stop()
+    assert not node.running()
+    started = time.monotonic()
+    cluster_up()
+    print(f"k8s-up of a stopped cluster: {time.monotonic() - started:.0f} s")
+    got = k8s_api.train("GET", f"/projects/{project['id']}/images", params={"tagIds": tag["id"]})
+    assert [i["id"] for i in got] == [image_id]
+    assert requests.get(got[0]["originalImageUri"], timeout=30).content == buf.getvalue()
+    assert k8s_api.predict(f"/{project['id']}/classify/iterations/k8s/image/nostore", images[0])["predictions"]

@@ -5,8 +5,11 @@ set -eu
 : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
 user="${POSTGRES_USER:-postgres}"
 db="${POSTGRES_DB:-$user}"
+# PostgreSQL refuses a data directory open to others. A kubelet applying the pod's fsGroup to
+# the volume (any remount, when the volume's root does not match) makes it group-writable and
+# setgid, so its mode is set back on every start, as the official image does.
+mkdir -p "$PGDATA" && chmod 0700 "$PGDATA"
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  mkdir -p "$PGDATA" && chmod 0700 "$PGDATA"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
   initdb --pgdata="$PGDATA" --username="$user" --pwfile="$pwfile" --auth-local=scram-sha-256 \

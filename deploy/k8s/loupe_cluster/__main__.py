@@ -103,9 +103,9 @@ def apply_basics(cluster: Cluster) -> None:
     for name, uid in (("postgresql", 999), ("minio", 10001), ("kafka", 1000)):
         claim = f"data-{RELEASE}-{name}-0"
         path = L.volumes / name
-        path.mkdir(parents=True, exist_ok=True)
-        os.chown(path, uid, uid)
-        os.chmod(path, 0o700)
+        if not path.exists():  # once: later, the kubelet owns its mode (fsGroup, OnRootMismatch)
+            path.mkdir(parents=True, mode=0o700)
+            os.chown(path, uid, uid)
         docs.append({
             "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{NAMESPACE}-{claim}"},
             "spec": {"capacity": {"storage": "1Ti"}, "accessModes": ["ReadWriteOnce"],
