@@ -1,4 +1,5 @@
-"""The checked-in generated code is what `make protos` produces from protos/ today."""
+"""The checked-in generated code is what `make protos` produces from protos/ today (protoc in a
+subprocess, files compared: I/O, so not in the unit tier)."""
 from __future__ import annotations
 
 import filecmp
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.service
 
 REPO = Path(__file__).resolve().parents[2]
 
