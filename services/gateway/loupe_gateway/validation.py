@@ -126,6 +126,22 @@ def check_batch(images: int, tags: int, max_images: int, max_tags: int) -> None:
         raise BadRequest("the request holds no image", "BadRequestImageBatch")
 
 
+def canonical_path_ids(values: dict | None) -> None:
+    """Rewrites every `*_id` URL value that is a GUID to its canonical form, in place.
+
+    The services store ids (and storage keys made of them) in lowercase; a caller may write a
+    GUID in upper case, with braces or without hyphens. Canonicalised once here, at the edge,
+    every later step (row look-ups, storage prefixes, caches) sees the one spelling. A value
+    that is no GUID is left as it is: the step that looks it up answers not-found.
+    """
+    for name, value in (values or {}).items():
+        if name.endswith("_id") and isinstance(value, str):
+            try:
+                values[name] = str(uuid.UUID(value.strip()))
+            except ValueError:
+                pass
+
+
 def parse_guid(value: str | None, code: str = "BadRequestInvalidIds") -> str:
     """The canonical (lowercase, hyphenated) form of a GUID, or BadRequest with `code`."""
     try:

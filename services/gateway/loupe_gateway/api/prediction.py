@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, g, jsonify, request
 
-from loupe_gateway import multipart, serialize, versions
+from loupe_gateway import multipart, serialize, validation, versions
 from loupe_gateway.api import fetching
 from loupe_gateway.app import state
 from loupe_gateway.auth import HEADERS, PREDICTION, unauthorized
@@ -15,6 +15,7 @@ bp = Blueprint("prediction", __name__, url_prefix=versions.PREDICTION_PREFIX)
 @bp.url_value_preprocessor
 def _pop_version(endpoint, values):
     g.api_version = (values or {}).pop("version", versions.PREDICTION_VERSIONS[-1])
+    validation.canonical_path_ids(values)
 
 
 @bp.before_request

@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, g, request
 
-from loupe_gateway import signing, versions
+from loupe_gateway import signing, validation, versions
 from loupe_gateway.api import domains, exports, image_metadata, image_tags, image_urls, images
 from loupe_gateway.api import iterations, performance, predictions, projects, quicktest
 from loupe_gateway.api import suggestions, tags
@@ -25,6 +25,7 @@ SIGNED_ENDPOINTS = {
 @bp.url_value_preprocessor
 def _pop_version(endpoint, values):
     g.api_version = (values or {}).pop("version", versions.TRAINING_VERSIONS[-1])
+    validation.canonical_path_ids(values)
 
 
 @bp.before_request
