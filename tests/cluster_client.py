@@ -46,6 +46,10 @@ class Cluster:
         for pod in items:
             if pod["metadata"].get("deletionTimestamp"):
                 continue
+            # Failed or Succeeded for good: e.g. a pod whose node stopped under it, which the
+            # kubelet marks ContainerStatusUnknown; its ReplicaSet has replaced it.
+            if pod.get("status", {}).get("phase") in ("Failed", "Succeeded"):
+                continue
             ready = any(c["type"] == "Ready" and c["status"] == "True"
                         for c in pod.get("status", {}).get("conditions", []))
             if ready or not ready_only:

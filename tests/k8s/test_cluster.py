@@ -273,7 +273,7 @@ def test_network_policies_are_rendered_and_applied(cluster):
         assert f"networkpolicy.networking.k8s.io/{cluster.component(component)}" in names, names
 
 
-def test_the_cluster_stopped_and_started_again_keeps_everything(k8s_api, published):
+def test_the_cluster_stopped_and_started_again_keeps_everything(cluster, k8s_api, published):
     """`make k8s-down` then `make k8s-up`: every pod restarts on the kept volumes (PostgreSQL
     included, whose data directory the kubelet's fsGroup handling must not open up), with the
     same endpoint and keys, and what was stored before is there."""
@@ -290,6 +290,10 @@ def test_the_cluster_stopped_and_started_again_keeps_everything(k8s_api, publish
     started = time.monotonic()
     cluster_up()
     print(f"k8s-up of a stopped cluster: {time.monotonic() - started:.0f} s")
+    # The pods that the stop left Failed were replaced, and removed.
+    failed = cluster.json("get", "pods", "--field-selector=status.phase=Failed")["items"]
+    assert [p["metadata"]["name"] for p in failed
+            if any(o["kind"] == "ReplicaSet" for o in p["metadata"].get("ownerReferences", []))] == []
     got = k8s_api.train("GET", f"/projects/{project['id']}/images", params={"tagIds": tag["id"]})
     assert [i["id"] for i in got] == [image_id]
     assert requests.get(got[0]["originalImageUri"], timeout=30).content == buf.getvalue()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -136,6 +138,22 @@ def install_chart(cluster: Cluster, refs: dict[str, str], timeout: str = "15m") 
                          f"KUBECONFIG={L.admin_kubeconfig} {L.bin / 'kubectl'} -n {NAMESPACE} logs <pod>")
 
 
+def remove_replaced_pods(cluster: Cluster) -> list[str]:
+    """Deletes the release's failed pods that a ReplicaSet has replaced.
+
+    A pod whose node stopped under it (`make k8s-down`) comes back as Failed
+    (ContainerStatusUnknown) while its ReplicaSet starts a new one; Kubernetes keeps such pods
+    until thousands have piled up. Job pods stay: their logs say why a hook failed.
+    """
+    pods = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json").stdout)["items"]
+    names = [p["metadata"]["name"] for p in pods
+             if p.get("status", {}).get("phase") == "Failed"
+             and any(o.get("kind") == "ReplicaSet" for o in p["metadata"].get("ownerReferences", []))]
+    if names:
+        cluster.kubectl("-n", NAMESPACE, "delete", "pod", "--wait=false", *names)
+    return names
+
+
 def secret_values(cluster: Cluster, name: str) -> dict[str, str]:
     r = cluster.kubectl("-n", NAMESPACE, "get", "secret", name, "-o", "json")
     return {k: base64.b64decode(v).decode() for k, v in json.loads(r.stdout)["data"].items()}
@@ -198,6 +216,7 @@ def up() -> None:
     install_chart(cluster, refs)
     _step("chart installed, every pod ready", t0)
     store.prune(refs)  # every pod runs these now: older builds only take disk
+    remove_replaced_pods(cluster)
     env = write_env(cluster)
     wait_gateway(env["LOUPE_ENDPOINT"])
     kubectl = f"{L.bin / 'kubectl'}"
@@ -225,12 +244,31 @@ def status() -> None:
     cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "wide", check=False, capture=False)
 
 
+@contextlib.contextmanager
+def one_at_a_time(cache: Path):
+    """Holds the machine-wide lock of cluster commands: two `up`s at once (two checkouts, a test
+    run beside `make k8s-up`) would build into one image store and start one node twice."""
+    path = cache / "k8s" / "command.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another cluster command runs on this machine: waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loupe_cluster")
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="k8s: %(message)s")
-    {"up": up, "down": down, "status": status}[args.command]()
+    if args.command == "status":
+        status()
+    else:
+        with one_at_a_time(layout().cache):
+            {"up": up, "down": down}[args.command]()
     return 0
 
 

@@ -227,6 +227,9 @@ def build_and_load(cache: Path, containerd_sock: Path, pause_binary: Path) -> di
     from loupe_stack import install  # the pinned MinIO and Kafka the local stack also uses
 
     images = Images(cache, containerd_sock)
+    # Working containers of a build that was killed hold their layers: none is in use now (the
+    # caller holds the command lock).
+    subprocess.run(["buildah", "rm", "--all"], capture_output=True)
     refs = {"pause": images.pause(pause_binary)}
     base = images.base()
     refs["postgresql"] = images.infra("postgresql", base)
