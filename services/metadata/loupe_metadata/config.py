@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from loupe_common.config import ListenAddress, env_field
 from loupe_common.ports import default_addr
+from loupe_metadata.quotas import Quotas
 
 
 @dataclass(frozen=True)
@@ -15,3 +16,13 @@ class MetadataConfig(ListenAddress):
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "logging level")
     pool_min_size: int = env_field("LOUPE_POSTGRES_POOL_MIN", 1, "connections kept open")
     pool_max_size: int = env_field("LOUPE_POSTGRES_POOL_MAX", 10, "most connections at once")
+    quota_projects_per_account: int = env_field(
+        "LOUPE_QUOTA_PROJECTS_PER_ACCOUNT", Quotas.projects_per_account, "most projects per account (0: no limit)")
+    quota_tags_per_project: int = env_field(
+        "LOUPE_QUOTA_TAGS_PER_PROJECT", Quotas.tags_per_project, "most tags per project (0: no limit)")
+    quota_images_per_project: int = env_field(
+        "LOUPE_QUOTA_IMAGES_PER_PROJECT", Quotas.images_per_project, "most images per project (0: no limit)")
+
+    def quotas(self) -> Quotas:
+        return Quotas(self.quota_projects_per_account, self.quota_tags_per_project,
+                      self.quota_images_per_project)

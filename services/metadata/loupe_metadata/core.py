@@ -10,6 +10,7 @@ from __future__ import annotations
 from psycopg_pool import ConnectionPool
 
 from loupe_metadata.db import Database
+from loupe_metadata.quotas import Quotas
 from loupe_metadata.repositories import (
     AccountRepository,
     ImageRepository,
@@ -26,10 +27,11 @@ class MetadataCore:
 
     Args:
         pool: an open `psycopg_pool.ConnectionPool` on a migrated database (see migrate.py).
+        quotas: the per-account quotas (Custom Vision's S0 limits when not given).
     """
 
-    def __init__(self, pool: ConnectionPool):
-        db = Database(pool)
+    def __init__(self, pool: ConnectionPool, quotas: Quotas | None = None):
+        db = Database(pool, quotas)
         self.accounts = AccountRepository(db)
         self.projects = ProjectRepository(db)
         self.tags = TagRepository(db)

@@ -16,6 +16,8 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
+from loupe_metadata.quotas import Quotas
+
 #: A cursor whose rows are dicts keyed by column name, as every repository reads them.
 Cursor = psycopg.Cursor[dict[str, Any]]
 
@@ -25,10 +27,13 @@ class Database:
 
     Args:
         pool: an open `psycopg_pool.ConnectionPool` on a migrated database (see migrate.py).
+        quotas: the per-account quotas (Custom Vision's S0 limits when not given).
     """
 
-    def __init__(self, pool: ConnectionPool):
+    def __init__(self, pool: ConnectionPool, quotas: Quotas | None = None):
         self._pool = pool
+        #: The install's quotas, checked by the repositories that add rows.
+        self.quotas = quotas or Quotas()
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:

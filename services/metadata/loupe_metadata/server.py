@@ -52,7 +52,7 @@ def build_server(config: MetadataConfig, deps: MetadataDeps | None = None) -> Bu
     try:
         server, port, health_servicer = create_server(
             [lambda s: metadata_pb2_grpc.add_MetadataServiceServicer_to_server(
-                MetadataServicer(MetadataCore(deps.pool)), s)],
+                MetadataServicer(MetadataCore(deps.pool, config.quotas())), s)],
             host=config.host,
             port=config.port,
             service_names=[SERVICE_NAME],

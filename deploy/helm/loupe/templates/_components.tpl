@@ -79,6 +79,12 @@ env:
     value: {{ $v.pool.min | quote }}
   - name: LOUPE_POSTGRES_POOL_MAX
     value: {{ $v.pool.max | quote }}
+  - name: LOUPE_QUOTA_PROJECTS_PER_ACCOUNT
+    value: {{ $v.quotas.projectsPerAccount | quote }}
+  - name: LOUPE_QUOTA_TAGS_PER_PROJECT
+    value: {{ $v.quotas.tagsPerProject | quote }}
+  - name: LOUPE_QUOTA_IMAGES_PER_PROJECT
+    value: {{ $v.quotas.imagesPerProject | quote }}
   {{- include "loupe.env.postgres" . | nindent 2 }}
 {{- end }}
 

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from loupe.v1 import metadata_pb2 as pb
 from loupe_common.errors import BadRequest, NotFound
 from loupe_common.timeutil import to_proto
-from loupe_metadata import rules
+from loupe_metadata import quotas, rules
 from loupe_metadata.db import Cursor, Repository
 from loupe_metadata.repositories.lookups import iteration_row, project_row
 from loupe_metadata.repositories.rows import image_pb
@@ -164,7 +164,8 @@ class ImageRepository(Repository):
         tag_lists = [rules.parse_uuids(image.tag_ids, "BadRequestImageTags") for image in images]
         wanted = {t for tags in tag_lists for t in tags}
         with self._db.transaction() as cur:
-            project = project_row(cur, account_id, project_id)
+            # Locked: concurrent batches of one project count against its quota one at a time.
+            project = project_row(cur, account_id, project_id, lock=True)
             types = _tag_types(cur, project["id"], wanted)
             for tags in tag_lists:
                 rules.check_image_tag_types(tags, types)
@@ -203,6 +204,11 @@ class ImageRepository(Repository):
                     )
                 statuses.append((status, row["id"]))
 
+            if any(status == "OK" for status, _ in statuses):
+                held = cur.execute(
+                    "SELECT count(*) AS n FROM images WHERE project_id = %s", (project["id"],)
+                ).fetchone()["n"]
+                quotas.check(self._db.quotas, "images", held)
             ids = list({image_id for _, image_id in statuses})
             # Merged tags of a duplicate may mix Negative and regular: refuse the whole batch.
             mixed = cur.execute(

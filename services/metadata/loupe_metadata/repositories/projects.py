@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe_common.errors import NotFound
-from loupe_metadata import rules
+from loupe_metadata import quotas, rules
 from loupe_metadata.db import Repository
 from loupe_metadata.repositories.lookups import project_row
 from loupe_metadata.repositories.rows import project_pb
@@ -36,11 +36,16 @@ class ProjectRepository(Repository):
         description = rules.project_description(description)
         classification = rules.classification_type(classification_type)
         with self._db.transaction() as cur:
+            # The account row's lock makes concurrent creates count one after the other.
             account = cur.execute(
-                "SELECT 1 FROM accounts WHERE id = %s", (parse_uuid(account_id),)
+                "SELECT 1 FROM accounts WHERE id = %s FOR UPDATE", (parse_uuid(account_id),)
             ).fetchone()
             if account is None:
                 raise NotFound(f"account {account_id!r} not found", "NotFound")
+            held = cur.execute(
+                "SELECT count(*) AS n FROM projects WHERE account_id = %s", (parse_uuid(account_id),)
+            ).fetchone()["n"]
+            quotas.check(self._db.quotas, "projects", held + 1)
             row = cur.execute(
                 "INSERT INTO projects (id, account_id, name, description, domain_id,"
                 " classification_type, target_export_platforms)"

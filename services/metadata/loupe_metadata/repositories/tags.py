@@ -8,7 +8,7 @@ import psycopg
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe_common.errors import BadRequest, Conflict
-from loupe_metadata import rules
+from loupe_metadata import quotas, rules
 from loupe_metadata.db import Repository
 from loupe_metadata.repositories.lookups import (
     iteration_row,
@@ -38,7 +38,11 @@ class TagRepository(Repository):
         kind = rules.tag_type(type)
         try:
             with self._db.transaction() as cur:
-                project = project_row(cur, account_id, project_id)
+                project = project_row(cur, account_id, project_id, lock=True)
+                held = cur.execute(
+                    "SELECT count(*) AS n FROM tags WHERE project_id = %s", (project["id"],)
+                ).fetchone()["n"]
+                quotas.check(self._db.quotas, "tags", held + 1)
                 row = cur.execute(
                     "INSERT INTO tags (id, project_id, name, description, type)"
                     " VALUES (%s, %s, %s, %s, %s)"
