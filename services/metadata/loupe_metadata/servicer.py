@@ -296,3 +296,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             request.account_id, request.project_id, list(request.ids)
         )
         return pb.DeletePredictionsResponse(orphaned_sha256=orphaned)
+
+    def ExpirePredictions(self, request, context):
+        deleted, orphaned = self._core.predictions.expire_predictions(
+            from_proto(request.before), request.limit
+        )
+        return pb.ExpirePredictionsResponse(deleted=deleted, orphaned=[
+            pb.OrphanedImage(project_id=project, sha256=sha) for project, sha in orphaned])

@@ -20,4 +20,9 @@ class PredictionConfig(ListenAddress):
     max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 5, "TorchServe batch wait")
     head_cache_size: int = env_field("LOUPE_HEAD_CACHE_SIZE", 1024, "iteration heads kept in memory")
     record_predictions: bool = env_field("LOUPE_RECORD_PREDICTIONS", True, "run the stored-prediction recorder")
+    prediction_retention_days: float = env_field(
+        "LOUPE_PREDICTION_RETENTION_DAYS", 30.0,
+        "stored predictions older than this are deleted, as on Custom Vision (0: kept forever)")
+    retention_interval_s: float = env_field(
+        "LOUPE_PREDICTION_RETENTION_INTERVAL_S", 3600.0, "time between retention passes")
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

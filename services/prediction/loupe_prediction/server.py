@@ -17,6 +17,7 @@ from loupe_model.backbone import get_backbone
 from loupe_prediction.config import PredictionConfig
 from loupe_prediction.core import HeadCache, Predictor
 from loupe_prediction.recorder import HEALTH_SERVICE, PredictionRecorder
+from loupe_prediction.retention import PredictionRetention
 from loupe_prediction.servicer import PredictionServicer
 from loupe_prediction.torchserve import TorchServeClient
 
@@ -102,15 +103,23 @@ def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -
         recorder = PredictionRecorder(config.kafka_bootstrap, deps.metadata, deps.storage, stop, on_assignment)
         recorder_thread = threading.Thread(target=recorder.run, name="recorder", daemon=True)
 
+    retention = PredictionRetention(deps.metadata, deps.storage, config.prediction_retention_days, stop,
+                                    config.retention_interval_s)
+    retention_thread = threading.Thread(target=retention.run, name="retention", daemon=True)
+
     def before_start() -> None:
         if recorder_thread is not None:
             recorder_thread.start()
+        if config.prediction_retention_days > 0:
+            retention_thread.start()
         log.info("prediction through TorchServe at %s", config.inference_url)
 
     def after_stop() -> None:
         stop.set()
         if recorder_thread is not None:
             recorder_thread.join(timeout=10)
+        if retention_thread.is_alive():
+            retention_thread.join(timeout=10)
         if owned:
             deps.close()
 

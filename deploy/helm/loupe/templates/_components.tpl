@@ -186,6 +186,8 @@ env:
     value: "0.0.0.0:{{ $v.port }}"
   - name: LOUPE_METRICS_PORT
     value: {{ $v.metricsPort | quote }}
+  - name: LOUPE_PREDICTION_RETENTION_DAYS
+    value: {{ $v.retentionDays | quote }}
   - name: LOUPE_TORCHSERVE_INFERENCE_URL
     value: "http://{{ $ts }}:{{ .Values.torchserve.port }}"
   - name: LOUPE_TORCHSERVE_MANAGEMENT_URL

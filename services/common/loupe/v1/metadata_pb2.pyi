@@ -952,3 +952,27 @@ class DeletePredictionsResponse(_message.Message):
     ORPHANED_SHA256_FIELD_NUMBER: _ClassVar[int]
     orphaned_sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, orphaned_sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExpirePredictionsRequest(_message.Message):
+    __slots__ = ("before", "limit")
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    before: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class OrphanedImage(_message.Message):
+    __slots__ = ("project_id", "sha256")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    sha256: str
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class ExpirePredictionsResponse(_message.Message):
+    __slots__ = ("deleted", "orphaned")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    ORPHANED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    orphaned: _containers.RepeatedCompositeFieldContainer[OrphanedImage]
+    def __init__(self, deleted: _Optional[int] = ..., orphaned: _Optional[_Iterable[_Union[OrphanedImage, _Mapping]]] = ...) -> None: ...

@@ -199,6 +199,11 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.FromString,
                 _registered_method=True)
+        self.ExpirePredictions = channel.unary_unary(
+                '/loupe.v1.MetadataService/ExpirePredictions',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -444,6 +449,14 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExpirePredictions(self, request, context):
+        """Retention: deletes stored predictions of every project made before `before`, oldest first,
+        at most `limit` in one call (callers repeat until fewer come back).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -611,6 +624,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.DeletePredictions,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.SerializeToString,
+            ),
+            'ExpirePredictions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpirePredictions,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1504,6 +1522,33 @@ class MetadataService:
             '/loupe.v1.MetadataService/DeletePredictions',
             loupe_dot_v1_dot_metadata__pb2.DeletePredictionsRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.DeletePredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpirePredictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ExpirePredictions',
+            loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from collections.abc import Sequence
 from typing import Any
 
@@ -184,20 +185,48 @@ class PredictionRepository(Repository):
                 (project["id"], parsed),
             ).fetchall()
             hashes = sorted({r["image_sha256"] for r in deleted})
-            if not hashes:
-                return []
-            used = {
-                r["sha"]
-                for r in cur.execute(
-                    "SELECT image_sha256 AS sha FROM predictions"
-                    " WHERE project_id = %(p)s AND image_sha256 = ANY(%(h)s)"
-                    " UNION SELECT sha256 FROM images WHERE project_id = %(p)s"
-                    " AND sha256 = ANY(%(h)s)"
-                    " UNION SELECT ii.sha256 FROM iteration_images ii"
-                    " JOIN iterations it ON it.id = ii.iteration_id"
-                    " WHERE it.project_id = %(p)s AND it.status = 'Training'"
-                    " AND ii.sha256 = ANY(%(h)s)",
-                    {"p": project["id"], "h": hashes},
-                )
-            }
-        return [h for h in hashes if h not in used]
+            used = _still_used(cur, [(project["id"], h) for h in hashes])
+        return [h for h in hashes if (project["id"], h) not in used]
+
+    def expire_predictions(self, before: datetime, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """Retention: deletes up to `limit` stored predictions of any project made before
+        `before`, oldest first (rows another caller is deleting are skipped, so replicas
+        running the same loop do not wait on each other).
+
+        Returns:
+            (how many were deleted, (project id, image hash) of the deleted predictions' images
+            that nothing else references, for storage clean-up).
+        """
+        if limit <= 0:
+            raise BadRequest("limit must be positive", "BadRequest")
+        with self._db.transaction() as cur:
+            deleted = cur.execute(
+                "DELETE FROM predictions WHERE id IN (SELECT id FROM predictions WHERE created < %s"
+                " ORDER BY created LIMIT %s FOR UPDATE SKIP LOCKED)"
+                " RETURNING project_id, image_sha256",
+                (before, limit),
+            ).fetchall()
+            pairs = sorted({(r["project_id"], r["image_sha256"]) for r in deleted})
+            used = _still_used(cur, pairs)
+        return len(deleted), [(str(p), h) for p, h in pairs if (p, h) not in used]
+
+
+def _still_used(cur, pairs: Sequence[tuple[Any, str]]) -> set[tuple[Any, str]]:
+    """The (project, image hash) pairs that a stored prediction, an image row or a running
+    training still references: their bytes must stay."""
+    if not pairs:
+        return set()
+    projects, hashes = [p for p, _ in pairs], [h for _, h in pairs]
+    rows = cur.execute(
+        "WITH wanted AS (SELECT * FROM unnest(%(p)s::uuid[], %(h)s::text[]) AS w(project_id, sha))"
+        " SELECT x.project_id, x.image_sha256 AS sha FROM predictions x"
+        " JOIN wanted w ON w.project_id = x.project_id AND w.sha = x.image_sha256"
+        " UNION SELECT i.project_id, i.sha256 FROM images i"
+        " JOIN wanted w ON w.project_id = i.project_id AND w.sha = i.sha256"
+        " UNION SELECT it.project_id, ii.sha256 FROM iteration_images ii"
+        " JOIN iterations it ON it.id = ii.iteration_id"
+        " JOIN wanted w ON w.project_id = it.project_id AND w.sha = ii.sha256"
+        " WHERE it.status = 'Training'",
+        {"p": projects, "h": hashes},
+    ).fetchall()
+    return {(r["project_id"], r["sha"]) for r in rows}

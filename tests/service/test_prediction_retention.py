@@ -1,0 +1,85 @@
+"""Retention of stored predictions (the prediction service's loop) against the in-process
+metadata and storage services on the test stack's PostgreSQL and MinIO: past the period, rows
+go, and image bytes go where nothing else references them."""
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from PIL import Image
+
+from loupe.v1 import metadata_pb2 as mpb
+from loupe.v1 import storage_pb2 as spb
+from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
+from loupe_common.clients import ServiceClient
+from loupe_common.errors import NotFound
+from loupe_prediction import retention as ret
+from loupe_prediction.retention import PredictionRetention
+
+pytestmark = pytest.mark.service
+
+DAY = 86400.0
+
+
+@pytest.fixture(scope="module")
+def md(metadata_addr):
+    client = ServiceClient(metadata_addr, MetadataServiceStub, timeout=30)
+    yield client
+    client.close()
+
+
+def _png(i: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (i % 256, 7, 99)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _record(md, project_id: str, sha: str, age_days: float) -> str:
+    created = Timestamp()
+    created.FromNanoseconds(int((time.time() - age_days * DAY) * 1e9))
+    pid = str(uuid.uuid4())
+    md.RecordPrediction(mpb.RecordPredictionRequest(prediction=mpb.StoredPrediction(
+        id=pid, project_id=project_id, image_sha256=sha, width=16, height=16, created=created)))
+    return pid
+
+
+def _stored(storage, project_id: str, sha: str) -> bool:
+    try:
+        storage.GetImage(spb.GetImageRequest(project_id=project_id, sha256=sha))
+        return True
+    except NotFound:
+        return False
+
+
+def test_predictions_past_the_period_go_with_the_bytes_nothing_else_uses(md, storage_client, monkeypatch):
+    account = md.CreateAccount(mpb.CreateAccountRequest(name="retention")).account
+    project = md.CreateProject(mpb.CreateProjectRequest(account_id=account.id, name="r")).project.id
+    ids = {"account_id": account.id, "project_id": project}
+    sha = [storage_client.PutImage(spb.PutImageRequest(project_id=project, data=_png(i),
+                                                       content_type="image/png")).sha256 for i in range(4)]
+    old_only = _record(md, project, sha[0], 40)
+    kept = _record(md, project, sha[1], 2)
+    # An old prediction of an image that is also a training image: the row goes, the bytes stay.
+    tag = md.CreateTag(mpb.CreateTagRequest(**ids, name="t")).tag.id
+    md.AddImages(mpb.AddImagesRequest(**ids, images=[mpb.NewImage(sha256=sha[2], width=16, height=16,
+                                                                  tag_ids=[tag])]))
+    old_training = _record(md, project, sha[2], 31)
+    # Two old predictions of one image, and a recent one of it: the bytes stay for the recent.
+    _record(md, project, sha[3], 60)
+    recent_same = _record(md, project, sha[3], 1)
+    monkeypatch.setattr(ret, "BATCH", 1)  # several batches in one pass
+    passes = PredictionRetention(md, storage_client, 30, threading.Event())
+    assert passes.run_once() >= 3
+    left = {p.id for p in md.ListPredictions(mpb.ListPredictionsRequest(**ids)).predictions}
+    assert left == {kept, recent_same}
+    assert old_only not in left and old_training not in left
+    assert [_stored(storage_client, project, s) for s in sha] == [False, True, True, True]
+    assert passes.run_once() == 0  # nothing more is due
+
+
+def test_zero_days_keeps_everything(md, storage_client):
+    assert PredictionRetention(md, storage_client, 0, threading.Event()).run_once() == 0
