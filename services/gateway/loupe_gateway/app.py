@@ -47,7 +47,9 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     # Werkzeug must never parse form bodies into request.form for us (binary image parts are
     # mangled there); bodies are read raw in loupe_gateway.multipart.
     backends = clients if clients is not None else Backends(config)
-    resolver = KeyResolver(backends.resolve_key, ttl=config.key_cache_seconds)
+    resolver = KeyResolver(backends.resolve_key, ttl=config.key_cache_seconds,
+                           unknown_keys=ratelimit.RateLimiter(config.unknown_keys_per_second,
+                                                              config.unknown_keys_burst))
     app.extensions["loupe"] = GatewayState(config, backends, resolver)
     app.extensions["loupe.urlfetch"] = fetching.build_fetcher(config)
     # The Smart Labeler's suggestions, kept as long as this app (a fresh app, a fresh cache).

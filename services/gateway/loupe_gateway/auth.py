@@ -38,17 +38,31 @@ class Principal:
 class KeyResolver:
     """Resolves keys through `lookup` (metadata ResolveKey), caching answers for `ttl` seconds.
 
+    Guessing keys is limited per client address: each unknown key a client sends takes a token
+    of its bucket in `unknown_keys` (a rate limiter keyed by address), and a client whose bucket
+    is empty gets 429 before its next new key is even looked up, so a flood of random keys
+    costs no database query per attempt. Known keys and cached answers are not counted.
+
     Args:
         lookup: key -> ResolveKeyResponse; raises NotFound for an unknown key.
         ttl: seconds an answer is reused.
         clock: monotonic clock (tests).
+        unknown_keys: the per-address limiter of unknown keys (None: not limited).
     """
 
     def __init__(self, lookup: Callable[[str], mpb.ResolveKeyResponse], ttl: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, unknown_keys=None):
         self._lookup, self._ttl, self._clock = lookup, ttl, clock
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
+        self._unknown = unknown_keys
+
+    def _cached(self, key: str) -> tuple[bool, Principal | None]:
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > self._clock():
+            return True, hit[1]
+        return False, None
 
     def resolve(self, key: str) -> Principal | None:
         now = self._clock()
@@ -69,12 +83,31 @@ class KeyResolver:
             self._cache[key] = (now + self._ttl, principal)
         return principal
 
-    def authenticate(self, kind: str, key: str | None) -> Principal:
-        """The principal of `key` when it is a key of `kind`; Unauthorized otherwise."""
+    def authenticate(self, kind: str, key: str | None, client: str = "") -> Principal:
+        """The principal of `key` when it is a key of `kind`; Unauthorized otherwise.
+
+        Args:
+            client: the caller's address, against which unknown keys are counted.
+        Raises:
+            Unauthorized: no key, an unknown key or a key of the other kind.
+            TooManyRequests: `client` sent too many unknown keys; this one was not looked up.
+        """
         key = (key or "").strip()
         if not key:
             raise unauthorized()
-        principal = self.resolve(key)
+        found, principal = self._cached(key)
+        if not found:
+            limited = self._unknown is not None and self._unknown.enabled and client
+            if limited and self._unknown.peek(client) > 0:
+                raise _guessing(self._unknown.peek(client))
+            principal = self.resolve(key)
+            if principal is None and limited:
+                self._unknown.check(client)
         if principal is None or principal.kind != kind:
             raise unauthorized()
         return principal
+
+
+def _guessing(wait: float):
+    from loupe_gateway.ratelimit import too_many_requests  # ratelimit imports this module
+    return too_many_requests(wait)

@@ -80,3 +80,12 @@ class GatewayConfig:
     rate_limit_burst: float = env_field(
         "LOUPE_RATE_LIMIT_BURST", 20.0, "requests a key may make at once after a quiet period"
     )
+    # Unknown keys per client address: on whether or not keys are rate-limited, so guessing
+    # keys costs a bounded number of database queries.
+    unknown_keys_per_second: float = env_field(
+        "LOUPE_UNKNOWN_KEYS_PER_SECOND", 5.0,
+        "unknown API keys a client address may try per second (then 429, no look-up); 0: no limit",
+    )
+    unknown_keys_burst: float = env_field(
+        "LOUPE_UNKNOWN_KEYS_BURST", 30.0, "unknown keys a client address may try at once"
+    )

@@ -92,6 +92,18 @@ class RateLimiter:
                 bucket = self._buckets[key] = TokenBucket(self.rate, self.burst, now)
             return bucket.take(now)
 
+    def peek(self, key: str) -> float:
+        """The seconds until `key` has a token, taking none (0.0: it has one, or is unknown)."""
+        if not self.enabled:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                return 0.0
+            bucket._refill(now)
+            return 0.0 if bucket.tokens >= 1.0 else (1.0 - bucket.tokens) / bucket.rate
+
     def _evict(self, now: float) -> None:
         for key in [k for k, b in self._buckets.items() if b.full(now)]:
             del self._buckets[key]
@@ -114,17 +126,16 @@ def too_many_requests(wait: float) -> TooManyRequests:
 
 
 def init_app(app: Flask, limiter: RateLimiter) -> None:
-    """Checks every request that carries an API key against `limiter` before anything else."""
+    """Checks every key a request carries against `limiter` before anything else."""
     app.extensions["loupe.ratelimit"] = limiter
     if not limiter.enabled:
         return
 
     @app.before_request
     def _rate_limit():
-        for header in HEADERS.values():
-            key = (request.headers.get(header) or "").strip()
-            if key:
-                wait = limiter.check(f"{header}:{key}")
-                if wait > 0:
-                    raise too_many_requests(wait)
-                return
+        # Every key header counts: a random Training-Key beside a real Prediction-Key must not
+        # give the request a fresh bucket of its own.
+        waits = [limiter.check(f"{header}:{key}") for header in HEADERS.values()
+                 if (key := (request.headers.get(header) or "").strip())]
+        if waits and max(waits) > 0:
+            raise too_many_requests(max(waits))

@@ -31,7 +31,7 @@ def _authenticate():
         limit += fetching.MULTIPART_SLACK
     if request.content_length is not None and request.content_length > limit:
         raise fetching.too_large(image_limit)
-    g.principal = state().keys.authenticate(PREDICTION, key)
+    g.principal = state().keys.authenticate(PREDICTION, key, request.remote_addr or "")
 
 
 def _image() -> bytes:

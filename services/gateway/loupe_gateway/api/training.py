@@ -41,7 +41,8 @@ def _authenticate():
             raise unauthorized()
         g.principal = Principal(account_id, TRAINING, "")
         return
-    g.principal = state().keys.authenticate(TRAINING, request.headers.get(HEADERS[TRAINING]))
+    g.principal = state().keys.authenticate(TRAINING, request.headers.get(HEADERS[TRAINING]),
+                                             request.remote_addr or "")
 
 
 for child in (domains.bp, projects.bp, tags.bp, images.bp, iterations.bp):
