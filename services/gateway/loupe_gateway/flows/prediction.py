@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from loupe.v1 import prediction_pb2 as ppb
+from loupe_gateway import validation
 from loupe_gateway.clients import Backends
+from loupe_gateway.config import GatewayConfig
+
+
+def check_image(config: GatewayConfig, data: bytes) -> validation.ImageInfo:
+    """Refuses what is not one image a prediction accepts (BadRequest with Custom Vision's
+    code: BadRequestImageSizeBytes, BadRequestImageFormat, ...)."""
+    return validation.check_image(data, config.max_prediction_image_bytes, config.max_image_side,
+                                  config.max_aspect_ratio)
 
 
 def classify(backends: Backends, account_id: str, project_id: str, published_name: str,
