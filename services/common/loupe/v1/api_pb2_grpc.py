@@ -526,7 +526,7 @@ class TrainingServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIterations(self, request, context):
-        """A project's iterations, oldest first.
+        """A project's iterations, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
