@@ -4,7 +4,10 @@ input refused with nothing stored, and examples/grpc_client.py."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -331,3 +334,48 @@ def test_the_example_client_runs(live_env, tmp_path):
     assert "training: Completed 100.0%" in out.stdout
     assert "stored predictions: 2" in out.stdout
     assert out.stdout.count("top (") + out.stdout.count("trouser (") == 2, out.stdout
+
+
+GRPCURL_VERSION = "v1.9.3"
+
+
+def _grpcurl() -> Path:
+    """grpcurl from the Loupe cache, built there once with `go install` (about a minute)."""
+    from loupe_stack.layout import cache_dir
+
+    gobin = cache_dir() / "go-bin"
+    binary = gobin / "grpcurl"
+    stamp = gobin / "grpcurl.version"
+    if binary.exists() and stamp.exists() and stamp.read_text().strip() == GRPCURL_VERSION:
+        return binary
+    if not shutil.which("go"):
+        pytest.skip("grpcurl is not built and Go is not installed")
+    gobin.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["go", "install", f"github.com/fullstorydev/grpcurl/cmd/grpcurl@{GRPCURL_VERSION}"],
+                   env={**os.environ, "GOBIN": str(gobin)}, check=True, timeout=900)
+    stamp.write_text(GRPCURL_VERSION + "\n")
+    return binary
+
+
+def test_the_grpcurl_commands_of_the_docs_work(live_env, trained):
+    grpcurl = _grpcurl()
+    endpoint = live_env["LOUPE_GRPC_ENDPOINT"]
+    proto = ["-plaintext", "-import-path", str(REPO / "protos"), "-proto", "loupe/v1/api.proto"]
+    key = ["-H", f"training-key: {live_env['LOUPE_TRAINING_KEY']}"]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(grpcurl), *args], capture_output=True, text=True, timeout=60)
+
+    listed = run(*proto, endpoint, "list")
+    assert listed.returncode == 0 and "loupe.v1.api.Training" in listed.stdout, listed.stderr
+    projects = run(*proto, *key, endpoint, "loupe.v1.api.Projects/ListProjects")
+    assert projects.returncode == 0, projects.stderr
+    assert trained["project"].id in projects.stdout
+    refused = run(*proto, "-v", *key, "-d", json.dumps({"project_id": str(uuid.uuid4())}),
+                  endpoint, "loupe.v1.api.Projects/GetProject")
+    assert refused.returncode != 0
+    assert "Code: NotFound" in refused.stdout + refused.stderr
+    assert "loupe-error-code: NotFoundProject" in refused.stdout + refused.stderr
+    if importlib.util.find_spec("grpc_reflection") is not None:  # the server reflects itself
+        reflected = run("-plaintext", endpoint, "list")
+        assert "loupe.v1.api.Prediction" in reflected.stdout, reflected.stderr
