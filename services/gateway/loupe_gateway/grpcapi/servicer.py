@@ -53,7 +53,7 @@ def _abort(context: grpc.ServicerContext, err: LoupeError):
     context.abort(err.grpc_status, err.message)
 
 
-def _unexpected(context: grpc.ServicerContext, method: str) -> LoupeError:
+def _unexpected(method: str) -> LoupeError:
     log.exception("unhandled error in %s", method)
     return Internal("internal error", "Unknown")
 
@@ -69,7 +69,7 @@ def _call(kind: str):
             except LoupeError as err:
                 failure = err
             except Exception:  # noqa: BLE001 - logged, answered INTERNAL
-                failure = _unexpected(context, method.__name__)
+                failure = _unexpected(method.__name__)
             _abort(context, failure)
         return wrapped
     return wrap
@@ -87,7 +87,7 @@ def _stream(kind: str):
             except LoupeError as err:
                 failure = err
             except Exception:  # noqa: BLE001 - logged, answered INTERNAL
-                failure = _unexpected(context, method.__name__)
+                failure = _unexpected(method.__name__)
             _abort(context, failure)
         return wrapped
     return wrap
