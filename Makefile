@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local:$(CURDIR)/deploy/k8s
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps lock up down status logs test test-unit protos bench bench-live chart-check clean k8s-up k8s-down k8s-status test-k8s
+.PHONY: help deps lock up down status logs test test-unit protos bench bench-live bench-predict chart-check clean k8s-up k8s-down k8s-status test-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -63,6 +63,9 @@ bench: deps ## few-shot accuracy/speed benchmark through the training core (not 
 
 bench-live: ## training and prediction latency through the real services of a running `make up`
 	$(VPY) bench/train_latency.py
+
+bench-predict: ## classify throughput of a running `make up`: REST beside the gRPC stream at concurrency 1, 4, 16
+	$(VPY) bench/predict.py
 
 clean: down ## remove the local data folder (all local data!) and the venv
 	rm -rf .loupe $(VENV)

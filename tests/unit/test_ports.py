@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from loupe_common import config as cfg
-from loupe_common.ports import LOCAL_METRICS_OFFSET, SERVICES
+from loupe_common.ports import LOCAL_GRPC_OFFSET, LOCAL_METRICS_OFFSET, SERVICES
 from loupe_gateway.config import GatewayConfig
 from loupe_metadata.config import MetadataConfig
 from loupe_prediction.config import PredictionConfig
@@ -36,6 +36,7 @@ def test_the_chart_values_are_the_table():
     for name, ports in SERVICES.items():
         assert values[name]["port"] == ports.main, name
         assert values[name].get("metricsPort") == ports.metrics, name
+        assert values[name].get("grpcPort") == ports.grpc, name
 
 
 @pytest.mark.parametrize("name", sorted(GRPC_CONFIGS))
@@ -46,7 +47,8 @@ def test_each_service_binds_its_table_port_on_loopback_by_default(name):
 
 
 def test_the_gateway_listens_on_its_table_port_by_default():
-    assert cfg.load(GatewayConfig, REQUIRED).port == SERVICES["gateway"].main
+    config = cfg.load(GatewayConfig, REQUIRED)
+    assert (config.port, config.grpc_port) == (SERVICES["gateway"].main, SERVICES["gateway"].grpc)
 
 
 def test_the_local_stack_places_every_service_from_the_table():
@@ -55,3 +57,6 @@ def test_the_local_stack_places_every_service_from_the_table():
         assert layout.port(name) == 7500 + ports.local_offset
         if ports.metrics is not None:
             assert PORT_OFFSETS[f"{name}_metrics"] == ports.local_offset + LOCAL_METRICS_OFFSET
+        if ports.grpc is not None:
+            assert PORT_OFFSETS[f"{name}_grpc"] == ports.local_offset + LOCAL_GRPC_OFFSET
+    assert len(set(PORT_OFFSETS.values())) == len(PORT_OFFSETS)  # no two share a port

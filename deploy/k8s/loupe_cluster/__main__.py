@@ -33,6 +33,8 @@ RELEASE = "loupe"
 NAMESPACE = "loupe"
 #: The gateway's NodePort, served on 127.0.0.1 only (kube-proxy's nodePortAddresses).
 GATEWAY_NODE_PORT = 30750
+#: The gateway's public gRPC API (docs/grpc.md) as a NodePort too: LOUPE_GRPC_ENDPOINT.
+GATEWAY_GRPC_NODE_PORT = 30751
 
 DEBIAN_PACKAGES = {
     # package -> a file that proves it is installed
@@ -128,7 +130,8 @@ def install_chart(cluster: Cluster, refs: dict[str, str], timeout: str = "15m") 
         "postgresql.image": refs["postgresql"], "minio.image": refs["minio"], "kafka.image": refs["kafka"],
     }
     args = ["upgrade", "--install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(LOCAL_VALUES),
-            "--wait", "--timeout", timeout, "--set", f"gateway.service.nodePort={GATEWAY_NODE_PORT}"]
+            "--wait", "--timeout", timeout, "--set", f"gateway.service.nodePort={GATEWAY_NODE_PORT}",
+            "--set", f"gateway.service.grpcNodePort={GATEWAY_GRPC_NODE_PORT}"]
     for k, v in sets.items():
         args += ["--set-string", f"{k}={v}"]
     r = helm(L, *args, check=False)
@@ -164,6 +167,7 @@ def write_env(cluster: Cluster) -> dict[str, str]:
     auth = secret_values(cluster, f"{RELEASE}-auth")
     values = {
         "LOUPE_ENDPOINT": f"http://127.0.0.1:{GATEWAY_NODE_PORT}",
+        "LOUPE_GRPC_ENDPOINT": f"127.0.0.1:{GATEWAY_GRPC_NODE_PORT}",
         "LOUPE_TRAINING_KEY": auth["training-key"],
         "LOUPE_PREDICTION_KEY": auth["prediction-key"],
         "LOUPE_PREDICTION_RESOURCE_ID": (f"/subscriptions/{auth['account-id']}/resourceGroups/loupe/providers/"

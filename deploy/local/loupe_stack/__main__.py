@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nLoupe is up in {time.monotonic() - started:.1f} s.\n"
             f"  Web UI and REST API: {env['LOUPE_ENDPOINT']}/\n"
+            f"  Public gRPC API:     {env['LOUPE_GRPC_ENDPOINT']}   (docs/grpc.md)\n"
             f"  Keys and endpoint:   {stack.layout.env_file}   (source it: . {stack.layout.env_file})\n"
             f"  Training-Key:        {env['LOUPE_TRAINING_KEY']}\n"
             f"  Prediction-Key:      {env['LOUPE_PREDICTION_KEY']}\n"

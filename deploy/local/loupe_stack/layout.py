@@ -73,3 +73,8 @@ class Layout:
     @property
     def gateway_url(self) -> str:
         return f"http://{self.host}:{self.port('gateway')}"
+
+    @property
+    def grpc_endpoint(self) -> str:
+        """host:port of the public gRPC API (LOUPE_GRPC_ENDPOINT)."""
+        return self.addr("gateway_grpc")

@@ -268,7 +268,8 @@ class Stack:
             "storage": {"LOUPE_STORAGE_ADDR": L.addr("storage"), "LOUPE_METRICS_PORT": str(L.port("storage_metrics"))},
             "training": {"LOUPE_TRAINING_ADDR": L.addr("training"), "LOUPE_METRICS_PORT": str(L.port("training_metrics"))},
             "prediction": {"LOUPE_PREDICTION_ADDR": L.addr("prediction"), "LOUPE_METRICS_PORT": str(L.port("prediction_metrics"))},
-            "gateway": {"LOUPE_GATEWAY_HOST": L.host, "LOUPE_GATEWAY_PORT": str(L.port("gateway"))},
+            "gateway": {"LOUPE_GATEWAY_HOST": L.host, "LOUPE_GATEWAY_PORT": str(L.port("gateway")),
+                        "LOUPE_GATEWAY_GRPC_PORT": str(L.port("gateway_grpc"))},
         }
         for name in SERVICES:
             progs[name] = {
@@ -400,11 +401,14 @@ class Stack:
         # The prediction service also reports its recorder's consumer under the group's name
         # (loupe_prediction.recorder.HEALTH_SERVICE): a prediction made once `up` has returned
         # is stored at once, not after the group has formed.
-        checks = [("metadata", ""), ("storage", ""), ("training", ""), ("prediction", ""),
-                  ("prediction", PREDICTION_RECORDER_GROUP)]
-        for name, service in checks:
-            def healthy(name=name, service=service) -> bool:
-                with grpc.insecure_channel(self.layout.addr(name)) as ch:
+        checks = [("metadata", "metadata", ""), ("storage", "storage", ""),
+                  ("training", "training", ""), ("prediction", "prediction", ""),
+                  ("prediction", "prediction", PREDICTION_RECORDER_GROUP),
+                  # The gateway's public gRPC API (its program is the gateway).
+                  ("gateway", "gateway_grpc", "")]
+        for name, port_name, service in checks:
+            def healthy(port_name=port_name, service=service) -> bool:
+                with grpc.insecure_channel(self.layout.addr(port_name)) as ch:
                     try:
                         resp = health_pb2_grpc.HealthStub(ch).Check(
                             health_pb2.HealthCheckRequest(service=service), timeout=2)
@@ -417,7 +421,15 @@ class Stack:
     def bootstrap_account(self) -> dict[str, str]:
         """Creates the first account once per data folder and writes `<data>/env`."""
         path = self.layout.env_file
+        endpoints = {"LOUPE_ENDPOINT": self.layout.gateway_url,
+                     "LOUPE_GRPC_ENDPOINT": self.layout.grpc_endpoint}
         if path.exists():
+            values = read_env(path)
+            if all(values.get(k) == v for k, v in endpoints.items()):
+                return values
+            # A data folder from before the gRPC API (or moved ports): the account stays, the
+            # endpoints are written anew.
+            _write_env(path, {**values, **endpoints})
             return read_env(path)
         out = subprocess.run(
             [sys.executable, "-m", "loupe_metadata", "create-account", "--name", "local"],
@@ -426,16 +438,21 @@ class Stack:
         )
         account = json.loads(out.stdout)
         values = {
-            "LOUPE_ENDPOINT": self.layout.gateway_url,
+            **endpoints,
             "LOUPE_TRAINING_KEY": account["training_key"],
             "LOUPE_PREDICTION_KEY": account["prediction_key"],
             "LOUPE_PREDICTION_RESOURCE_ID": account["prediction_resource_id"],
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
-        tmp.chmod(0o600)
-        tmp.rename(path)
+        _write_env(path, values)
         return values
+
+
+def _write_env(path: Path, values: dict[str, str]) -> None:
+    """Writes `<data>/env` (owner-only: it holds the keys) in one rename."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
+    tmp.chmod(0o600)
+    tmp.rename(path)
 
 
 def _kafka_cluster_id() -> str:

@@ -40,6 +40,15 @@ class Unauthorized(LoupeError):
     default_code = "Unauthorized"
 
 
+class PermissionDenied(LoupeError):
+    """A valid credential that may not make this call (the public gRPC API: a prediction key
+    on a training RPC; REST answers such a key 401 Unauthorized, as Custom Vision does)."""
+
+    http_status = 401
+    grpc_status = grpc.StatusCode.PERMISSION_DENIED
+    default_code = "Unauthorized"
+
+
 class NotFound(LoupeError):
     http_status = 404
     grpc_status = grpc.StatusCode.NOT_FOUND

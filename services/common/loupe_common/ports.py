@@ -15,6 +15,7 @@ class ServicePorts:
 
     Args:
         main: the gRPC port (the gateway's: its HTTP port, which also serves /metrics).
+        grpc: the public gRPC API's port (only the gateway serves one; docs/grpc.md).
         metrics: the Prometheus /metrics port in the image and the chart (None: on `main`).
             The services leave metrics off unless LOUPE_METRICS_PORT names a port.
         local_offset: offset of `main` from the local stack's base port; a metrics port is at
@@ -24,13 +25,16 @@ class ServicePorts:
     main: int
     metrics: int | None
     local_offset: int
+    grpc: int | None = None
 
 
 #: Offset of a service's metrics port from its main port's offset in the local stack.
 LOCAL_METRICS_OFFSET = 10
+#: Offset of the gateway's public gRPC port from its main port's offset in the local stack.
+LOCAL_GRPC_OFFSET = 5
 
 SERVICES: dict[str, ServicePorts] = {
-    "gateway": ServicePorts(main=8080, metrics=None, local_offset=0),
+    "gateway": ServicePorts(main=8080, metrics=None, local_offset=0, grpc=50050),
     "metadata": ServicePorts(main=50051, metrics=9101, local_offset=1),
     "storage": ServicePorts(main=50052, metrics=9102, local_offset=2),
     "training": ServicePorts(main=50053, metrics=9103, local_offset=3),
@@ -48,10 +52,13 @@ def default_addr(service: str) -> str:
 
 
 def local_offsets() -> dict[str, int]:
-    """Offsets from the local stack's base port: `<svc>` and `<svc>_metrics` for each service."""
+    """Offsets from the local stack's base port: `<svc>` and `<svc>_metrics` for each service,
+    `<svc>_grpc` for the one with a public gRPC API."""
     offsets = {}
     for name, ports in SERVICES.items():
         offsets[name] = ports.local_offset
         if ports.metrics is not None:
             offsets[f"{name}_metrics"] = ports.local_offset + LOCAL_METRICS_OFFSET
+        if ports.grpc is not None:
+            offsets[f"{name}_grpc"] = ports.local_offset + LOCAL_GRPC_OFFSET
     return offsets

@@ -1,4 +1,5 @@
-"""`python -m loupe_gateway`: serves the REST API with waitress until SIGTERM/SIGINT, then drains."""
+"""`python -m loupe_gateway`: serves the REST API with waitress and the public gRPC API
+(grpcapi, on LOUPE_GATEWAY_GRPC_PORT) until SIGTERM/SIGINT, then drains both."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,8 @@ from loupe_common.config import load
 from loupe_common.grpcserver import setup_logging
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
+from loupe_gateway.grpcapi.server import build_server
+from loupe_gateway.grpcapi.servicer import ApiContext
 from loupe_gateway.serve import GatewayServer
 
 log = logging.getLogger("loupe_gateway")
@@ -21,17 +24,41 @@ def main() -> int:
     setup_logging(config.log_level)
     app = create_app(config)
     server = GatewayServer(app, host=config.host, port=config.port, threads=config.threads)
+    public = None
+    if config.grpc_port:
+        loupe = app.extensions["loupe"]
+        # The REST app's backends, key cache and rate limiter: one budget per key on both.
+        public = build_server(
+            ApiContext(config, loupe.backends, loupe.keys, app.extensions["loupe.ratelimit"]),
+            config.host, config.grpc_port)
+
+    signalled, grpc_stopped = threading.Event(), threading.Event()
+
+    def _stop_grpc(grace: float | None) -> None:
+        # Health NOT_SERVING, then calls in flight get the same grace as HTTP requests.
+        if public is not None and not grpc_stopped.is_set():
+            public.stop(grace)
+        grpc_stopped.set()
 
     def _stop(signum, _frame):
         log.info("signal %s: draining", signum)
+        signalled.set()
+        threading.Thread(target=_stop_grpc, args=(server.drain_seconds,), name="grpc-stop",
+                         daemon=True).start()
         threading.Thread(target=server.drain, name="drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     log.info("gateway listening on http://%s:%s", config.host, server.port)
+    if public is not None:
+        public.start()
+        log.info("public gRPC API listening on %s:%d", config.host, public.port)
     try:
         server.serve()
     finally:
+        if signalled.is_set():  # the gRPC calls in flight end within the same grace
+            grpc_stopped.wait(server.drain_seconds + 5)
+        _stop_grpc(0)
         # Only now: requests in flight until the drain ended still used the backends.
         app.extensions["loupe"].backends.close()
     log.info("gateway stopped")

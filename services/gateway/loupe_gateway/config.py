@@ -12,6 +12,10 @@ from loupe_common.ports import SERVICES
 class GatewayConfig:
     host: str = env_field("LOUPE_GATEWAY_HOST", "127.0.0.1", "address the HTTP server binds")
     port: int = env_field("LOUPE_GATEWAY_PORT", SERVICES["gateway"].main, "HTTP port (REST API, /healthz, /metrics)")
+    grpc_port: int = env_field(
+        "LOUPE_GATEWAY_GRPC_PORT", SERVICES["gateway"].grpc,
+        "port of the public gRPC API (docs/grpc.md), on LOUPE_GATEWAY_HOST; 0 turns it off",
+    )
     metadata_target: str = env_field("LOUPE_METADATA_TARGET", doc="host:port of the metadata service")
     storage_target: str = env_field("LOUPE_STORAGE_TARGET", doc="host:port of the storage service")
     prediction_target: str = env_field(

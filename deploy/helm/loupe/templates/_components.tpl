@@ -2,7 +2,8 @@
 What is particular to each Loupe component, as data that the shared workload helpers
 (_workload.tpl) render into a Deployment, Services, HPA, PDB, NetworkPolicy and ServiceMonitor.
 Each "loupe.spec.<component>" takes the root context and returns YAML with:
-  ports        [{name, port, servicePort?}] the container ports (the first one is the API)
+  ports        [{name, port, servicePort?, nodePort?}] the container ports (the first one is
+               the API; nodePort: the Service's node port for it when its type is NodePort)
   grpcPort     the port of the gRPC API (gRPC components only; gets a headless Service)
   metricsPort  name of the port serving Prometheus /metrics; metricsPath its path
   probe        the probe handler (grpc or httpGet) for startup, readiness and liveness
@@ -22,6 +23,14 @@ ports:
   - name: http
     port: {{ $v.port }}
     servicePort: {{ $v.service.port }}
+    nodePort: {{ $v.service.nodePort | toJson }}
+  {{- if $v.grpcPort }}
+  # The public gRPC API (docs/grpc.md): callers authenticate with their API keys.
+  - name: grpc-api
+    port: {{ $v.grpcPort }}
+    servicePort: {{ $v.service.grpcPort }}
+    nodePort: {{ $v.service.grpcNodePort | toJson }}
+  {{- end }}
 metricsPort: http
 metricsPath: /metrics
 probe:
@@ -34,6 +43,8 @@ env:
     value: "0.0.0.0"
   - name: LOUPE_GATEWAY_PORT
     value: {{ $v.port | quote }}
+  - name: LOUPE_GATEWAY_GRPC_PORT
+    value: {{ $v.grpcPort | default 0 | quote }}
   - name: LOUPE_METADATA_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "metadata") | quote }}
   - name: LOUPE_STORAGE_TARGET

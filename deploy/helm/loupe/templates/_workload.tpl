@@ -165,8 +165,8 @@ spec:
       port: {{ .servicePort | default .port }}
       targetPort: {{ .name }}
       protocol: TCP
-      {{- if and (eq ($svc.type | default "ClusterIP") "NodePort") $svc.nodePort }}
-      nodePort: {{ $svc.nodePort }}
+      {{- if and (eq ($svc.type | default "ClusterIP") "NodePort") .nodePort }}
+      nodePort: {{ .nodePort }}
       {{- end }}
       {{- if hasPrefix "grpc" .name }}
       appProtocol: grpc

@@ -8,6 +8,7 @@ from loupe_gateway import multipart, serialize, validation, versions
 from loupe_gateway.api import fetching
 from loupe_gateway.app import state
 from loupe_gateway.auth import HEADERS, PREDICTION, unauthorized
+from loupe_gateway.flows import prediction as flow
 
 bp = Blueprint("prediction", __name__, url_prefix=versions.PREDICTION_PREFIX)
 
@@ -41,25 +42,18 @@ def _image() -> bytes:
 
 
 def _classify(project_id: str, published_name: str, store: bool, by_url: bool = False):
-    url = fetching.body_url() if by_url else ""
-    image = b"" if by_url else _image()
-    backends = state().backends
-    published = backends.get_published_iteration(
-        g.principal.account_id, project_id, published_name
+    cfg = state().config
+    if by_url:
+        url = fetching.body_url()
+
+        def image() -> bytes:  # fetched only once the published iteration is known to exist
+            return fetching.fetch_image(url, cfg.max_prediction_image_bytes, cfg.max_image_side)
+    else:
+        image = _image()
+    result, types = flow.classify(
+        state().backends, g.principal.account_id, project_id, published_name, image, store,
+        request.args.get("application", ""),
     )
-    if by_url:  # fetched only once the published iteration is known to exist
-        cfg = state().config
-        image = fetching.fetch_image(url, cfg.max_prediction_image_bytes, cfg.max_image_side)
-    it = published.iteration
-    result = backends.classify(
-        project_id=it.project_id or project_id,
-        iteration_id=it.id,
-        artifact_key=it.artifact_key,
-        image=image,
-        store=store,
-        application=request.args.get("application", ""),
-    )
-    types = {t.id: t.type for t in published.tags}
     return jsonify(serialize.image_prediction(result, types))
 
 

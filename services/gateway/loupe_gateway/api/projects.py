@@ -1,17 +1,15 @@
 """Projects: create, list, get, update, delete."""
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, jsonify, request
 
 from loupe_common import storage_keys
-from loupe_common.errors import BadRequest, LoupeError
+from loupe_common.errors import BadRequest
 from loupe_gateway import domains, serialize
 from loupe_gateway.api.common import account, no_content
 from loupe_gateway.app import state
+from loupe_gateway.flows import projects as flow
 
-log = logging.getLogger(__name__)
 bp = Blueprint("projects", __name__)
 
 
@@ -80,19 +78,7 @@ def update_project(project_id: str):
 
 @bp.delete("/projects/<project_id>")
 def delete_project(project_id: str):
-    backends = state().backends
-    deleted = backends.delete_project(account(), project_id)
-    # The rows are gone, so the bytes are unreachable through the API: removing them is
-    # clean-up, and a storage hiccup must not turn a completed delete into an error.
-    try:
-        if deleted.image_sha256:
-            backends.delete_image_data(project_id, deleted.image_sha256)
-        if deleted.artifact_keys:
-            backends.delete_objects(deleted.artifact_keys)
-        # Iteration exports and project export manifests.
-        backends.delete_prefix(storage_keys.export_prefix(project_id))
-    except LoupeError as err:
-        log.warning("project %s deleted, but its stored bytes were not: %r", project_id, err)
+    flow.delete(state().backends, account(), project_id)
     return no_content()
 
 

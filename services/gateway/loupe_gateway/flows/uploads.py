@@ -38,25 +38,42 @@ class Entry:
     stored_sha256: str = ""
 
 
-def upload(
+@dataclass(frozen=True)
+class Result:
+    """One image's outcome: its name, its ImageCreateStatus and, when stored, its row."""
+
+    name: str
+    status: str
+    image: mpb.Image | None = None
+
+
+def store(
     backends: Backends,
     config: GatewayConfig,
     account_id: str,
     project_id: str,
     entries: Sequence[Entry],
-    uri: Callable[[mpb.Image, str], str],
-) -> tuple[dict, int]:
-    """Stores a batch; returns (ImageCreateSummary JSON, HTTP status).
+    strict: bool = False,
+) -> list[Result]:
+    """Validates and stores a batch; returns one Result per entry, in order.
 
-    The status is 200 when every image was stored (OK or OKDuplicate) and 207 (Multi-Status)
-    when some were refused, as the SDK documents; `isBatchSuccessful` is true only when every
-    image is new (OK), as Custom Vision reports it.
+    Args:
+        strict: refuse the whole batch, before anything is stored, when any entry fails
+            validation (the gRPC API's all-or-nothing upload); otherwise such an entry gets
+            its Error status and the others are stored (REST's ImageCreateSummary).
+    Raises:
+        BadRequest: with `strict`, the first refused entry's error (its message names the
+            entry); any error of AddImages (e.g. an unknown tag), after this batch's newly
+            stored bytes were removed again.
     """
-    results: list[dict | None] = [None] * len(entries)
+    results: list[Result | None] = [None] * len(entries)
     valid: list[tuple[int, validation.ImageInfo]] = []
     for index, entry in enumerate(entries):
         if entry.error_status:
-            results[index] = serialize.image_create_result(entry.name, entry.error_status, None)
+            if strict:
+                raise BadRequest(f"image {index} ({entry.name!r}): {entry.error_status}",
+                                 "BadRequestImageBatch")
+            results[index] = Result(entry.name, entry.error_status)
             continue
         try:
             if entry.too_large or entry.data is None:
@@ -68,9 +85,9 @@ def upload(
                 config.max_aspect_ratio,
             )
         except BadRequest as err:
-            results[index] = serialize.image_create_result(
-                entry.name, validation.upload_status(err), None
-            )
+            if strict:
+                raise BadRequest(f"image {index} ({entry.name!r}): {err.message}", err.code) from None
+            results[index] = Result(entry.name, validation.upload_status(err))
             continue
         valid.append((index, info))
 
@@ -84,7 +101,10 @@ def upload(
             put = backends.put_image(project_id, entries[index].data or b"", info.content_type)
         except LoupeError as err:
             log.warning("storing an image of project %s failed: %r", project_id, err)
-            results[index] = serialize.image_create_result(entries[index].name, "ErrorStorage", None)
+            if strict:
+                _compensate(backends, project_id, new_hashes)
+                raise
+            results[index] = Result(entries[index].name, "ErrorStorage")
             continue
         if not put.existed:
             new_hashes.append(put.sha256)
@@ -104,13 +124,37 @@ def upload(
             _compensate(backends, project_id, new_hashes)
             raise
         for (index, _info, _sha), result in zip(stored, added):
-            results[index] = serialize.image_create_result(
-                entries[index].name, result.status, serialize.image(result.image, uri)
-            )
+            results[index] = Result(entries[index].name, result.status, result.image)
+    return [r for r in results if r is not None]
 
-    final = [r for r in results if r is not None]
+
+def batch_successful(results: Sequence[Result]) -> bool:
+    """Custom Vision reports a batch successful only when every image is newly created (OK)."""
+    return bool(results) and all(r.status == "OK" for r in results)
+
+
+def upload(
+    backends: Backends,
+    config: GatewayConfig,
+    account_id: str,
+    project_id: str,
+    entries: Sequence[Entry],
+    uri: Callable[[mpb.Image, str], str],
+) -> tuple[dict, int]:
+    """Stores a batch (`store`); returns (ImageCreateSummary JSON, HTTP status).
+
+    The status is 200 when every image was stored (OK or OKDuplicate) and 207 (Multi-Status)
+    when some were refused, as the SDK documents; `isBatchSuccessful` is true only when every
+    image is new (OK), as Custom Vision reports it.
+    """
+    results = store(backends, config, account_id, project_id, entries)
+    final = [
+        serialize.image_create_result(
+            r.name, r.status, serialize.image(r.image, uri) if r.image is not None else None)
+        for r in results
+    ]
     summary = serialize.image_create_summary(final)
-    failed = any(not r["status"].startswith("OK") for r in final)
+    failed = any(not r.status.startswith("OK") for r in results)
     return summary, 207 if failed else 200
 
 
