@@ -85,7 +85,24 @@ def test_the_rate_limit_is_the_rest_limit_of_the_same_key(keys):
     assert info.value.grpc_status == grpc.StatusCode.RESOURCE_EXHAUSTED
     now[0] = 1.0
     assert auth.authenticate(keys, limiter, TRAINING, metadata).account_id == "a1"
-    assert auth.bucket(PREDICTION, [("prediction-key", "pk")]) == "Prediction-Key:pk"
+    assert auth.buckets([("prediction-key", "pk")]) == ["Prediction-Key:pk"]
+    # Every key sent counts: a random training key beside a spent one gives no fresh budget.
+    for i in range(3):
+        with pytest.raises(TooManyRequests):
+            auth.authenticate(keys, limiter, TRAINING, metadata + [("prediction-key", f"r{i}")])
+
+
+@pytest.mark.parametrize("peer, address", [("ipv4:127.0.0.1:5000", "127.0.0.1"),
+                                           ("ipv6:[::1]:5000", "::1"), ("unix:/tmp/s", "/tmp/s")])
+def test_peer_address(peer, address):
+    assert auth.peer_address(peer) == address
+
+
+def test_request_ids_are_canonicalised():
+    upper = "9F3C2A4E-8B1D-4C6E-A5F7-0123456789AB"
+    msg = convert.canonical_ids(api.UploadImagesRequest(project_id=upper))
+    assert msg.project_id == upper.lower()
+    assert convert.canonical_ids(api.GetProjectRequest(project_id="not-a-guid")).project_id == "not-a-guid"
 
 
 def _upload(project_id, *parts):

@@ -95,16 +95,26 @@ class KeyResolver:
         key = (key or "").strip()
         if not key:
             raise unauthorized()
-        found, principal = self._cached(key)
-        if not found:
-            limited = self._unknown is not None and self._unknown.enabled and client
-            if limited and self._unknown.peek(client) > 0:
-                raise _guessing(self._unknown.peek(client))
-            principal = self.resolve(key)
-            if principal is None and limited:
-                self._unknown.check(client)
+        principal = self.lookup(key, client)
         if principal is None or principal.kind != kind:
             raise unauthorized()
+        return principal
+
+    def lookup(self, key: str, client: str = "") -> Principal | None:
+        """`resolve`, with unknown keys counted against `client` (see the class).
+
+        Raises:
+            TooManyRequests: `client` sent too many unknown keys; this one was not looked up.
+        """
+        found, principal = self._cached(key)
+        if found:
+            return principal
+        limited = self._unknown is not None and self._unknown.enabled and client
+        if limited and (wait := self._unknown.peek(client)) > 0:
+            raise _guessing(wait)
+        principal = self.resolve(key)
+        if principal is None and limited:
+            self._unknown.check(client)
         return principal
 
 

@@ -37,23 +37,32 @@ def keys_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str
     return found
 
 
-def bucket(kind: str, metadata: Iterable[tuple[str, str | bytes]] | None) -> str:
-    """The rate limiter's key of a call's API key (REST's: header name and key)."""
-    sent = keys_of(metadata)
-    used = kind if kind in sent else next(iter(sent), kind)
-    return f"{HEADERS[used]}:{sent.get(used, '')}"
+def buckets(metadata: Iterable[tuple[str, str | bytes]] | None) -> list[str]:
+    """The rate limiter's keys of a call (REST's: header name and key), one per API key sent:
+    every key counts, so an extra random key gives no fresh budget."""
+    return [f"{HEADERS[kind]}:{key}" for kind, key in keys_of(metadata).items()]
 
 
-def check_rate(limiter: RateLimiter | None, key: str) -> None:
-    """Raises TooManyRequests when `key` (see `bucket`) is over the limit."""
-    if limiter is not None:
-        wait = limiter.check(key)
+def check_rate(limiter: RateLimiter | None, keys: list[str]) -> None:
+    """Raises TooManyRequests when any of `keys` (see `buckets`) is over the limit."""
+    if limiter is not None and keys:
+        wait = max(limiter.check(key) for key in keys)
         if wait > 0:
             raise too_many_requests(wait)
 
 
+def peer_address(peer: str) -> str:
+    """The address of a gRPC peer string ("ipv4:127.0.0.1:5000", "ipv6:[::1]:5000")."""
+    kind, _, rest = (peer or "").partition(":")
+    if kind == "ipv6" and rest.startswith("["):
+        return rest[1:rest.find("]")]
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return rest
+
+
 def authenticate(keys: KeyResolver, limiter: RateLimiter | None, kind: str,
-                 metadata: Iterable[tuple[str, str | bytes]] | None) -> Principal:
+                 metadata: Iterable[tuple[str, str | bytes]] | None, client: str = "") -> Principal:
     """The principal allowed to make a `kind` call with `metadata`.
 
     Args:
@@ -61,6 +70,7 @@ def authenticate(keys: KeyResolver, limiter: RateLimiter | None, kind: str,
         limiter: the gateway's per-key limiter (None or disabled: no limit); a key shares one
             budget across REST and gRPC.
         kind: TRAINING or PREDICTION, the key the service needs.
+        client: the caller's address, against which unknown keys are counted (REST's rule).
     Raises:
         Unauthorized, PermissionDenied, TooManyRequests: see the module docstring.
     """
@@ -68,9 +78,9 @@ def authenticate(keys: KeyResolver, limiter: RateLimiter | None, kind: str,
     if not sent:
         raise unauthorized()
     # The key for this kind when sent, else the other: it decides between the two refusals.
-    check_rate(limiter, bucket(kind, metadata))
+    check_rate(limiter, buckets(metadata))
     used = kind if kind in sent else next(iter(sent))
-    principal = keys.resolve(sent[used])
+    principal = keys.lookup(sent[used], client)
     if principal is None:
         raise unauthorized()
     if principal.kind != kind:

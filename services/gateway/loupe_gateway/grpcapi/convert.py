@@ -3,6 +3,10 @@ public error shape of a domain error. Only public identifiers are copied: never 
 storage keys or hashes."""
 from __future__ import annotations
 
+import uuid
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from loupe.v1 import api_pb2 as api
@@ -10,6 +14,33 @@ from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import prediction_pb2 as ppb
 from loupe_common.errors import LoupeError
 from loupe_gateway import domains, serialize
+
+
+def canonical_ids(msg: Message) -> Message:
+    """Rewrites, in place, every id field of `msg` that holds a GUID (`*_id`, and each value of
+    a repeated `*_ids`, in nested messages too) to its canonical form, as REST does with path
+    ids: rows, storage keys and caches then see one spelling. Returns `msg`."""
+    for field, value in msg.ListFields():
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            for sub in (value if _repeated(field) else [value]):
+                canonical_ids(sub)
+        elif field.type == FieldDescriptor.TYPE_STRING and field.name.endswith(("_id", "_ids")):
+            if _repeated(field):
+                value[:] = [_guid(v) for v in value]
+            else:
+                setattr(msg, field.name, _guid(value))
+    return msg
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    return field.is_repeated
+
+
+def _guid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value.strip()))
+    except ValueError:
+        return value
 
 
 def _ts(target: Timestamp, msg, field: str) -> None:

@@ -17,6 +17,7 @@ from concurrent import futures
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import Message
 
 from loupe.v1 import api_pb2 as api
 from loupe.v1 import api_pb2_grpc
@@ -58,6 +59,13 @@ def _unexpected(method: str) -> LoupeError:
     return Internal("internal error", "Unknown")
 
 
+def _canonical(request):
+    """The request (or each message of a request stream) with its ids canonicalised."""
+    if isinstance(request, Message):
+        return convert.canonical_ids(request)
+    return (convert.canonical_ids(m) for m in request)
+
+
 def _call(kind: str):
     """Wraps a unary-answer method `(self, principal, request, context)`."""
     def wrap(method):
@@ -65,7 +73,7 @@ def _call(kind: str):
         def wrapped(self, request, context):
             try:
                 principal = self._authenticate(kind, context)
-                return method(self, principal, request, context)
+                return method(self, principal, _canonical(request), context)
             except LoupeError as err:
                 failure = err
             except Exception:  # noqa: BLE001 - logged, answered INTERNAL
@@ -82,7 +90,7 @@ def _stream(kind: str):
         def wrapped(self, request, context):
             try:
                 principal = self._authenticate(kind, context)
-                yield from method(self, principal, request, context)
+                yield from method(self, principal, _canonical(request), context)
                 return
             except LoupeError as err:
                 failure = err
@@ -99,7 +107,7 @@ class _Base:
 
     def _authenticate(self, kind: str, context: grpc.ServicerContext) -> Principal:
         return auth.authenticate(self.ctx.keys, self.ctx.limiter, kind,
-                                 context.invocation_metadata())
+                                 context.invocation_metadata(), auth.peer_address(context.peer()))
 
 
 def _guids(values, code: str = "BadRequestInvalidIds") -> list[str]:
@@ -309,7 +317,7 @@ class PredictionServicer(_Base, api_pb2_grpc.PredictionServicer):
     def ClassifyImage(self, p: Principal, request: api.ClassifyImageRequest, context):
         return api.ClassifyImageResponse(prediction=self._classify(p, request))
 
-    def _one(self, p: Principal, request: api.ClassifyImageRequest, bucket: str | None
+    def _one(self, p: Principal, request: api.ClassifyImageRequest, bucket: list[str] | None
              ) -> api.ClassifyStreamResponse:
         out = api.ClassifyStreamResponse(correlation_id=request.correlation_id)
         try:
@@ -340,11 +348,11 @@ class PredictionServicer(_Base, api_pb2_grpc.PredictionServicer):
                     continue
             return False
 
-        key = auth.bucket(PREDICTION, context.invocation_metadata())
+        key = auth.buckets(context.invocation_metadata())
 
         def read() -> None:
             try:
-                for index, request in enumerate(request_iterator):
+                for index, request in enumerate(_canonical(request_iterator)):
                     bucket = key if index else None  # the first was counted by authenticate
                     if not put(self._executor.submit(self._one, p, request, bucket)):
                         return
