@@ -3,6 +3,9 @@ connect to a non-loopback address), scheme/port/form checks and the allow list. 
 against a real HTTP server are in tests/service/test_url_fetches.py."""
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from loupe_gateway import urlfetch
@@ -58,6 +61,23 @@ def test_every_resolved_address_is_checked():
         fetcher = UrlFetcher(resolver=lambda host, port, a=answer: a)
         with pytest.raises(FetchError, match="private address"):
             fetcher.check("https://images.example.test/cat.png")
+
+
+def test_a_resolver_that_hangs_times_out():
+    release = threading.Event()
+
+    def hanging(host, port):
+        release.wait(5)
+        return ["93.184.216.34"]
+
+    started = time.monotonic()
+    try:
+        with pytest.raises(FetchError, match="took over 0.2 s") as err:
+            UrlFetcher(resolver=hanging, dns_timeout=0.2).check("https://slow.example.test/a.png")
+        assert err.value.code == "BadRequestImageUrl"
+        assert time.monotonic() - started < 2
+    finally:
+        release.set()
 
 
 def test_public_address_passes_and_the_checked_ip_is_what_is_connected_to():

@@ -31,6 +31,8 @@ import socket
 import ssl
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
@@ -158,12 +160,29 @@ def system_resolver(host: str, port: int) -> list[str]:
     return out
 
 
+#: Look-ups run here, so that a resolver that hangs costs a bounded number of threads (a
+#: getaddrinfo call cannot be interrupted); with every thread stuck, look-ups time out waiting.
+_LOOKUPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="dns")
+
+
+def resolve_within(resolver: Resolver, host: str, port: int, timeout: float) -> list[str]:
+    """`resolver(host, port)`, or FetchError (TIMEOUT) when it takes over `timeout` seconds."""
+    pending = _LOOKUPS.submit(resolver, host, port)
+    try:
+        return pending.result(timeout)
+    except FutureTimeout:
+        pending.cancel()
+        raise FetchError(f"resolving the image URL's host {host!r} took over {timeout:g} s",
+                         TIMEOUT) from None
+
+
 @dataclass
 class UrlFetcher:
     """Fetches image URLs under the rules in the module docstring.
 
     Args:
         allow: LOUPE_URL_FETCH_ALLOW entries (CIDRs, IPs, host names).
+        dns_timeout: seconds to resolve a host name (each hop).
         connect_timeout: seconds to open a connection (each address, each hop).
         total_timeout: seconds for the whole fetch, redirects and body included.
         max_redirects: redirects followed before refusing.
@@ -172,6 +191,7 @@ class UrlFetcher:
     """
 
     allow: str | Iterable[str] = ""
+    dns_timeout: float = 3.0
     connect_timeout: float = 3.0
     total_timeout: float = 10.0
     max_redirects: int = 3
@@ -225,7 +245,8 @@ class UrlFetcher:
         port = port if port is not None else DEFAULT_PORTS[scheme]
         host_allowed = host in self._hosts
         try:
-            addresses = [ipaddress.ip_address(a) for a in self.resolver(host, port)]
+            addresses = [ipaddress.ip_address(a)
+                         for a in resolve_within(self.resolver, host, port, self.dns_timeout)]
         except (OSError, UnicodeError, ValueError) as exc:
             raise FetchError(f"the host {host!r} of the image URL does not resolve ({exc})",
                              RESOLVE) from None

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
+import certifi
+import urllib3
 from minio import Minio
 
 from loupe.v1 import storage_pb2, storage_pb2_grpc
@@ -21,13 +24,25 @@ class StorageDeps:
     minio: Minio
 
 
+#: Seconds to connect to the object store, and to wait for each read of an answer: the MinIO
+#: SDK's own default is five minutes each, which would hold a request (and its thread) that long.
+S3_CONNECT_TIMEOUT = 5.0
+S3_READ_TIMEOUT = 60.0
+
+
 def connect(config: StorageConfig) -> StorageDeps:
     """A MinIO client for `config`'s endpoint and keys (connects lazily)."""
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=S3_CONNECT_TIMEOUT, read=S3_READ_TIMEOUT),
+        maxsize=16, cert_reqs="CERT_REQUIRED", ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
     return StorageDeps(Minio(
         config.s3_endpoint,
         access_key=config.s3_access_key,
         secret_key=config.s3_secret_key,
         secure=config.s3_secure,
+        http_client=http,
     ))
 
 
