@@ -319,12 +319,18 @@ def test_health_and_reflection_on_the_public_port(channel):
 
 
 def test_the_example_client_runs(live_env, tmp_path):
+    run_example_client(live_env, tmp_path)
+
+
+def run_example_client(loupe_env: dict[str, str], tmp_path: Path) -> None:
+    """examples/grpc_client.py against the Loupe of `loupe_env` (LOUPE_GRPC_ENDPOINT and keys),
+    with two tags of Fashion-MNIST images: the whole flow, checked from its output."""
     for label, name in enumerate(("top", "trouser")):
         folder = tmp_path / name
         folder.mkdir()
         for i, (img, _label) in enumerate(load_fashion_mnist("train", (label,), 6, seed=3)):
             (folder / f"{i}.png").write_bytes(img)
-    env = {**os.environ, **live_env}
+    env = {**os.environ, **loupe_env}
     env.pop("PYTHONPATH", None)  # the example finds the checkout's generated code itself
     out = subprocess.run([sys.executable, str(REPO / "examples" / "grpc_client.py"),
                           "--images", str(tmp_path)], env=env, capture_output=True, text=True,

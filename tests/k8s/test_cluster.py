@@ -15,6 +15,7 @@ import requests
 from PIL import Image
 
 from cluster_client import cluster_node, cluster_up, metric_sum
+from e2e.test_grpc_api import run_example_client
 from e2e.test_sdk import sdk_quickstart
 from loupe_model.datasets import load_fashion_mnist
 from rest_api import PREDICTION
@@ -55,6 +56,11 @@ def published(k8s_api):
 
 def test_the_official_sdk_quickstart_through_the_clusters_gateway(k8s_clients):
     sdk_quickstart(*k8s_clients)
+
+
+def test_the_grpc_api_example_client_through_the_clusters_gateway(k8s_env, tmp_path):
+    # LOUPE_GRPC_ENDPOINT of .loupe/k8s/env: the gateway's public gRPC port as a NodePort.
+    run_example_client(k8s_env, tmp_path)
 
 
 def test_rest_smoke_through_the_clusters_gateway(k8s_api, published):
