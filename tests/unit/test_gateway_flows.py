@@ -130,6 +130,21 @@ def test_suggested_image_counts_list_every_asked_tag(backends):
     assert every == {TAG_CAT: 2, TAG_NEG: 2}
 
 
+def test_suggestions_consider_at_most_the_oldest_max_images_untagged_images(backends):
+    cache, it = suggestions.SuggestionCache(), backends.iteration
+    every = suggestions.tag_filter({})
+    assert suggestions.count_suggested(backends, cache, ACCOUNT, PROJECT, it, every,
+                                       max_images=1) == {TAG_CAT: 1, TAG_NEG: 1}
+    assert backends.classified == 1  # the newer untagged image was not classified
+    listed = [c for c in backends.calls if c[0] == "list_images"]
+    assert listed[-1][1][4] == 1  # took no more than the limit
+    page = suggestions.query_suggested(backends, cache, ACCOUNT, PROJECT, it,
+                                       suggestions.suggested_query({}), max_images=1)
+    assert [s.image.id for s in page.suggestions] == [IMAGES[0]]  # the oldest
+    assert suggestions.count_suggested(backends, cache, ACCOUNT, PROJECT, it, every,
+                                       max_images=0) == {TAG_CAT: 2, TAG_NEG: 2}  # 0: all
+
+
 # --- stored predictions ----------------------------------------------------------------------
 
 

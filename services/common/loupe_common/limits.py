@@ -18,3 +18,5 @@ MAX_BATCH_TAGS = 20
 MAX_TRAINING_IMAGE_BYTES = 6 * MB
 #: Largest image to classify.
 MAX_PREDICTION_IMAGE_BYTES = 4 * MB
+#: Untagged images (the oldest) that one Smart Labeler query or count classifies and ranks.
+MAX_SUGGESTED_IMAGES = 1000

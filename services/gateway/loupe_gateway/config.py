@@ -84,6 +84,10 @@ class GatewayConfig:
     rate_limit_burst: float = env_field(
         "LOUPE_RATE_LIMIT_BURST", 20.0, "requests a key may make at once after a quiet period"
     )
+    suggestion_max_images: int = env_field(
+        "LOUPE_SUGGESTION_MAX_IMAGES", limits.MAX_SUGGESTED_IMAGES,
+        "untagged images (the oldest) a Smart Labeler query or count considers; 0: all",
+    )
     # Unknown keys per client address: on whether or not keys are rate-limited, so guessing
     # keys costs a bounded number of database queries.
     unknown_keys_per_second: float = env_field(

@@ -42,7 +42,8 @@ def query_suggested_images(project_id: str):
     it = _iteration(project_id)
     body = json_body("SuggestedTagAndRegionQueryToken")
     query = flow.suggested_query(body)
-    page = flow.query_suggested(state().backends, _cache(), account(), project_id, it, query)
+    page = flow.query_suggested(state().backends, _cache(), account(), project_id, it, query,
+                                state().config.suggestion_max_images)
     token = dict(body)
     token["continuation"] = page.continuation
     return jsonify({
@@ -60,4 +61,4 @@ def query_suggested_image_count(project_id: str):
     it = _iteration(project_id)
     flt = flow.tag_filter(json_body("TagFilter"))
     return jsonify(flow.count_suggested(state().backends, _cache(), account(), project_id, it,
-                                        flt))
+                                        flt, state().config.suggestion_max_images))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from loupe.v1 import metadata_pb2 as mpb
-from loupe_common import paging
+from loupe_common import limits, paging
 from loupe_common.errors import BadRequest, Conflict, NotFound
 from loupe_gateway import serialize, validation
 from loupe_gateway.clients import Backends
@@ -48,6 +49,18 @@ class SuggestionCache:
             self._entries[key] = ranked
             while len(self._entries) > self._max:
                 self._entries.popitem(last=False)
+
+
+#: The gateway's classifications for the Smart Labeler run here: at most this many at once
+#: for all requests together, which TorchServe batches; a big project's query cannot take
+#: every thread of the gateway or the prediction service.
+_CLASSIFY = ThreadPoolExecutor(max_workers=8, thread_name_prefix="suggest")
+
+
+def suggest_all(backends: Backends, cache: SuggestionCache, it: mpb.Iteration,
+                images: Sequence[mpb.Image]) -> list[Ranked]:
+    """`suggest` for every image, in order; the uncached ones classified concurrently."""
+    return list(_CLASSIFY.map(lambda img: suggest(backends, cache, it, img), images))
 
 
 def suggest(backends: Backends, cache: SuggestionCache, it: mpb.Iteration, img: mpb.Image
@@ -116,11 +129,9 @@ def suggest_for_images(backends: Backends, cache: SuggestionCache, account_id: s
         raise NotFound(f"image(s) not found: {', '.join(missing)}", "NotFoundImage")
     types = tag_types(backends, account_id, project_id)
     multilabel = it.classification_type == "Multilabel"
-    out = []
-    for image_id in image_ids:
-        ranked = suggest(backends, cache, it, found[image_id])
-        out.append(Suggestion(found[image_id], ranked, uncertainty(ranked, multilabel)))
-    return out, types
+    images = [found[i] for i in image_ids]
+    return [Suggestion(img, ranked, uncertainty(ranked, multilabel))
+            for img, ranked in zip(images, suggest_all(backends, cache, it, images))], types
 
 
 @dataclass(frozen=True)
@@ -181,15 +192,21 @@ def continuation(skip: int) -> str:
     return paging.encode_skip(skip)
 
 
-def _untagged(backends: Backends, account_id: str, project_id: str) -> list[mpb.Image]:
+#: The untagged images a query or count considers: the oldest this many (LOUPE_SUGGESTION_MAX_IMAGES).
+MAX_IMAGES = limits.MAX_SUGGESTED_IMAGES
+
+
+def _untagged(backends: Backends, account_id: str, project_id: str, limit: int) -> list[mpb.Image]:
+    """The project's untagged images, oldest first, at most `limit` (0: all)."""
     images: list[mpb.Image] = []
-    while True:
+    while not limit or len(images) < limit:
+        take = validation.MAX_TAKE if not limit else min(validation.MAX_TAKE, limit - len(images))
         page = backends.list_images(account_id, project_id, tagging_status="Untagged",
-                                    order_by="Oldest", take=validation.MAX_TAKE,
-                                    skip=len(images))
+                                    order_by="Oldest", take=take, skip=len(images))
         images.extend(page.images)
         if not page.images or len(images) >= page.total:
-            return images
+            break
+    return images
 
 
 @dataclass(frozen=True)
@@ -202,16 +219,17 @@ class SuggestedPage:
 
 
 def query_suggested(backends: Backends, cache: SuggestionCache, account_id: str,
-                    project_id: str, it: mpb.Iteration, query: SuggestedQuery
-                    ) -> SuggestedPage:
-    """A page of the project's untagged images whose suggestions match the query's filter,
-    sorted by uncertainty; ties keep upload order (oldest first), so paging is stable."""
+                    project_id: str, it: mpb.Iteration, query: SuggestedQuery,
+                    max_images: int = MAX_IMAGES) -> SuggestedPage:
+    """A page of the project's untagged images (the oldest `max_images`) whose suggestions
+    match the query's filter, sorted by uncertainty; ties keep upload order (oldest first), so
+    paging is stable."""
     types = tag_types(backends, account_id, project_id)
     project = backends.get_project(account_id, project_id)
     multilabel = it.classification_type == "Multilabel"
     matching = []
-    for img in _untagged(backends, account_id, project_id):
-        ranked = suggest(backends, cache, it, img)
+    untagged = _untagged(backends, account_id, project_id, max_images)
+    for img, ranked in zip(untagged, suggest_all(backends, cache, it, untagged)):
         if query.filter.matching(ranked):
             matching.append(Suggestion(img, ranked, uncertainty(ranked, multilabel)))
     matching.sort(key=lambda s: s.uncertainty, reverse=query.sort_by == "UncertaintyDescending")
@@ -222,11 +240,13 @@ def query_suggested(backends: Backends, cache: SuggestionCache, account_id: str,
 
 
 def count_suggested(backends: Backends, cache: SuggestionCache, account_id: str,
-                    project_id: str, it: mpb.Iteration, flt: TagFilter) -> dict[str, int]:
-    """Per tag, how many untagged images it is suggested for (the filter's tags, in sorted
-    order, always present)."""
+                    project_id: str, it: mpb.Iteration, flt: TagFilter,
+                    max_images: int = MAX_IMAGES) -> dict[str, int]:
+    """Per tag, how many untagged images (of the oldest `max_images`) it is suggested for (the
+    filter's tags, in sorted order, always present)."""
     counts = {t: 0 for t in sorted(flt.tag_ids)}
-    for img in _untagged(backends, account_id, project_id):
-        for t in flt.matching(suggest(backends, cache, it, img)):
+    untagged = _untagged(backends, account_id, project_id, max_images)
+    for ranked in suggest_all(backends, cache, it, untagged):
+        for t in flt.matching(ranked):
             counts[t] = counts.get(t, 0) + 1
     return counts
