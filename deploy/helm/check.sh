@@ -183,6 +183,12 @@ check "Kafka auth: the broker gives the same user and password their SCRAM crede
 check "Kafka auth: the broker's listeners (client SASL_PLAINTEXT; internal and controller on loopback)" \
   eq "$(kafka_env "$K" KAFKA_LISTENERS)|$(kafka_env "$K" KAFKA_LISTENER_SECURITY_PROTOCOL_MAP)|$(kafka_env "$K" KAFKA_INTER_BROKER_LISTENER_NAME)|$(kafka_env "$K" KAFKA_SASL_ENABLED_MECHANISMS)|$(kafka_env "$K" LOUPE_KAFKA_ADMIN_BOOTSTRAP)" \
   "CLIENT://:9092,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093|CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT|INTERNAL|SCRAM-SHA-512|127.0.0.1:9094"
+broker_script() {
+  grep -A3 '^ *command:' <<<"$K" | grep -q '/etc/loupe/kafka/run.sh' \
+    && grep -A2 'name: run$' <<<"$K" | grep -q 'mountPath: /etc/loupe/kafka' \
+    && doc ConfigMap loupe-kafka "$D" | grep -q 'kafka.admin.ConfigCommand'
+}
+check "Kafka auth: the broker runs the chart's files/kafka/run.sh, mounted from its ConfigMap" broker_script
 check "Kafka auth: the broker is ready only once the credential is written" \
   grep -q 'command: \[test, -f, /tmp/kafka-ready\]' <<<"$K"
 external_scram() {

@@ -1,11 +1,11 @@
-"""The bundled broker's SASL/SCRAM: deploy/images/kafka/run.sh itself, on the cached Kafka jars,
-with the environment the chart's StatefulSet gives it (templates/kafka.yaml; its listener
-settings are asserted by deploy/helm/check.sh), on 127.0.0.1 ports of this test run. Clients go
+"""The bundled broker's SASL/SCRAM: the chart's start script (deploy/helm/loupe/files/kafka/run.sh,
+which the StatefulSet mounts and runs) itself, on the cached Kafka jars, with the environment the
+chart gives it (templates/kafka.yaml; its listener settings are asserted by
+deploy/helm/check.sh), on 127.0.0.1 ports of this test run. Clients go
 through loupe_common.kafka, as every Loupe service does."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,7 +19,7 @@ from loupe_common import kafka as lk
 from loupe_stack import install
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = REPO / "deploy/images/kafka"
+FILES = REPO / "deploy/helm/loupe/files/kafka"
 BASE = int(os.environ.get("LOUPE_TEST_BASE_PORT", "23500")) + 90
 CLIENT, CONTROLLER, INTERNAL = BASE, BASE + 1, BASE + 2
 BOOTSTRAP = f"127.0.0.1:{CLIENT}"
@@ -54,9 +54,10 @@ def _broker_env(tmp: Path, password: str) -> dict[str, str]:
         "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
         "KAFKA_MESSAGE_MAX_BYTES": "16777216",
         "KAFKA_HEAP_OPTS": "-Xms128m -Xmx384m",
-        # The image's paths, here.
+        # The pod's paths, here.
         "LOUPE_KAFKA_HOME": str(tmp / "home"),
         "LOUPE_KAFKA_CONFIG_DIR": str(tmp / "config"),
+        "LOUPE_KAFKA_LOG4J": str(FILES / "log4j2.properties"),
     }
 
 
@@ -66,7 +67,7 @@ class Broker:
     def __init__(self, tmp: Path, password: str):
         self.tmp = tmp
         self.log = open(tmp / f"run-{uuid.uuid4().hex[:6]}.log", "w")
-        self.proc = subprocess.Popen(["sh", str(IMAGE / "run.sh")], env=_broker_env(tmp, password),
+        self.proc = subprocess.Popen(["sh", str(FILES / "run.sh")], env=_broker_env(tmp, password),
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def wait_ready(self, timeout: float = 180.0) -> None:
@@ -98,7 +99,6 @@ def broker_dir(tmp_path):
     (tmp_path / "home").mkdir()
     (tmp_path / "config").mkdir()
     (tmp_path / "home/libs").symlink_to(install.ensure_kafka())
-    shutil.copy(IMAGE / "log4j2.properties", tmp_path / "home")
     yield tmp_path
 
 
@@ -148,7 +148,7 @@ def test_scram_on_a_volume_formatted_before_auth_and_after_a_password_change(bro
         f"advertised.listeners=PLAINTEXT://127.0.0.1:{CLIENT}", "inter.broker.listener.name=PLAINTEXT",
         "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
         f"log.dirs={env['KAFKA_LOG_DIRS']}", ""]))
-    fmt = subprocess.run(["java", f"-Dlog4j2.configurationFile={broker_dir / 'home/log4j2.properties'}",
+    fmt = subprocess.run(["java", f"-Dlog4j2.configurationFile={FILES / 'log4j2.properties'}",
                           "-cp", f"{broker_dir / 'home/libs'}/*", "kafka.tools.StorageTool", "format",
                           "--config", str(broker_dir / "config/server.properties"),
                           f"--cluster-id={env['CLUSTER_ID']}"], capture_output=True, text=True)

@@ -10,10 +10,12 @@
 # and a changed password takes effect. Only then is LOUPE_KAFKA_READY_FILE created (the chart's
 # readiness probe tests it), so no client is sent to a broker that would refuse it.
 #
-# Paths, for running this outside the image (tests/service/test_kafka_auth.py):
-# LOUPE_KAFKA_HOME (libs/ and log4j2.properties; default /opt/kafka), LOUPE_KAFKA_CONFIG_DIR
-# (where server.properties is written; default $LOUPE_KAFKA_HOME/config). Not KAFKA_*: those
-# would become broker properties.
+# The chart mounts this file from a ConfigMap and runs it in place of the image's entrypoint, so
+# the image only needs sh, java and Kafka's jars in $LOUPE_KAFKA_HOME/libs: Loupe's image
+# (deploy/images/kafka, which also carries this file) and the official apache/kafka one alike.
+# Paths: LOUPE_KAFKA_HOME (default /opt/kafka), LOUPE_KAFKA_CONFIG_DIR (where server.properties
+# is written; default $LOUPE_KAFKA_HOME/config), LOUPE_KAFKA_LOG4J (default
+# $LOUPE_KAFKA_HOME/log4j2.properties). Not KAFKA_*: those would become broker properties.
 set -eu
 : "${CLUSTER_ID:?CLUSTER_ID is required}"
 home=${LOUPE_KAFKA_HOME:-/opt/kafka}
@@ -21,13 +23,14 @@ confdir=${LOUPE_KAFKA_CONFIG_DIR:-$home/config}
 ready=${LOUPE_KAFKA_READY_FILE:-/tmp/kafka-ready}
 user=${LOUPE_KAFKA_SCRAM_USERNAME:-}
 password=${LOUPE_KAFKA_SCRAM_PASSWORD:-}
-log4j="-Dlog4j2.configurationFile=$home/log4j2.properties"
+log4j="-Dlog4j2.configurationFile=${LOUPE_KAFKA_LOG4J:-$home/log4j2.properties}"
 cp="$home/libs/*"
 props=$confdir/server.properties
 # emptyDir /tmp outlives a container restart: a marker from the last run must not make this
 # one ready before its credential is written.
 rm -f "$ready"
 umask 077
+mkdir -p "$confdir"
 : > "$props"
 env | sort | while IFS='=' read -r name value; do
   case "$name" in
