@@ -228,6 +228,8 @@ check "required: external Kafka without kafka.bootstrap fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false 2>&1 | grep -q 'kafka.bootstrap is required'"
 check "required: external SASL without a password or existingSecret fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false,kafka.bootstrap=k:9092,kafka.auth.protocol=SASL_SSL 2>&1 | grep -q 'kafka.auth.existingSecret or kafka.auth.password is required'"
+check "required: a bundled Kafka password the broker cannot take fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set-string 'kafka.auth.password=a=b' 2>&1 | grep -q 'credential syntax allows no'"
 check "required: external PostgreSQL without a DSN or existingSecret fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set postgresql.bundled=false 2>&1 | grep -q 'postgresql.existingSecret or postgresql.dsn is required'"
 

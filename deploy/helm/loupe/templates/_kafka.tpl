@@ -38,6 +38,9 @@ existingSecret holds it). */}}
 {{- if and (not .Values.kafka.bundled) (not .Values.kafka.auth.password) -}}
 {{- fail "kafka.auth.existingSecret or kafka.auth.password is required when kafka.auth.protocol is SASL_PLAINTEXT or SASL_SSL" -}}
 {{- end -}}
+{{- if and .Values.kafka.bundled (regexMatch "[],=[\\\\]" .Values.kafka.auth.password) -}}
+{{- fail "kafka.auth.password: the bundled broker's credential syntax allows no , = [ ] or backslash" -}}
+{{- end -}}
 {{- include "loupe.secretValue" (dict "root" . "secret" (include "loupe.kafka.secretName" .) "key" "password" "value" .Values.kafka.auth.password "length" 32) -}}
 {{- end }}
 
