@@ -57,12 +57,14 @@ class KafkaSecurity:
 
     def __post_init__(self):
         if self.protocol not in PROTOCOLS:
-            raise cfg.ConfigError(f"LOUPE_KAFKA_SECURITY_PROTOCOL={self.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
+            raise cfg.ConfigError(
+                f"LOUPE_KAFKA_SECURITY_PROTOCOL={self.protocol!r}: expected one of {', '.join(PROTOCOLS)}")
         if self.sasl:
             if self.mechanism not in SASL_MECHANISMS:
                 raise cfg.ConfigError(
                     f"LOUPE_KAFKA_SASL_MECHANISM={self.mechanism!r}: expected one of {', '.join(SASL_MECHANISMS)}")
-            missing = [n for n, v in (("LOUPE_KAFKA_USERNAME", self.username), ("LOUPE_KAFKA_PASSWORD", self.password)) if not v]
+            missing = [name for name, value in (("LOUPE_KAFKA_USERNAME", self.username),
+                                                ("LOUPE_KAFKA_PASSWORD", self.password)) if not value]
             if missing:
                 raise cfg.ConfigError(f"LOUPE_KAFKA_SECURITY_PROTOCOL={self.protocol} needs {' and '.join(missing)}")
 
