@@ -25,7 +25,8 @@ def test_every_process_has_its_own_port():
 
 def _stack(monkeypatch, tmp_path) -> Stack:
     monkeypatch.setattr(Stack, "secrets", lambda self: dict.fromkeys(
-        ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "URL_SIGNING_SECRET"), "x"))
+        ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "URL_SIGNING_SECRET",
+         "INTERNAL_SECRET"), "x"))
     return Stack(Layout(data=tmp_path))
 
 

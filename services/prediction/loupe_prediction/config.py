@@ -20,4 +20,7 @@ class PredictionConfig(ListenAddress):
     max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 5, "TorchServe batch wait")
     head_cache_size: int = env_field("LOUPE_HEAD_CACHE_SIZE", 1024, "iteration heads kept in memory")
     record_predictions: bool = env_field("LOUPE_RECORD_PREDICTIONS", True, "run the stored-prediction recorder")
+    internal_secret: str = env_field(
+        "LOUPE_INTERNAL_SECRET",
+        doc="per-install secret the internal credentials of Loupe's services derive from (required)")
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^(artifacts|features|exports|models)/[A-Za-z0-9._\-/]+$")
+#: A prefix delete names one project (storage_keys: every project's keys sit below
+#: `{root}{project}/`, features below `features/{feature_id}/{project}/`): never a whole root.
+_PROJECT_PREFIX = re.compile(
+    r"^(artifacts|exports|models|features/[A-Za-z0-9._\-]+)/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/")
 #: Longest side of the derived variants (Custom Vision: resized ≈ 1024 px, thumbnail ≈ 200 px).
 VARIANT_SIZES = {"resized": 1024, "thumbnail": 200}
 
@@ -141,6 +146,8 @@ class Store:
         deleted = self._delete_keys(keys)
         if prefix:
             _check_key(prefix.rstrip("/") + "/x")
+            if not _PROJECT_PREFIX.match(prefix):
+                raise BadRequest(f"prefix {prefix!r} does not name one project's objects")
             deleted += self._delete_prefix(prefix)
         return deleted
 

@@ -1,8 +1,11 @@
-"""gRPC servicer: protobuf in, core call, protobuf out."""
+"""gRPC servicer: protobuf in, core call, protobuf out; object keys checked against the
+caller's roots (access.OBJECT_ROOTS) first."""
 from __future__ import annotations
 
 from loupe.v1 import storage_pb2 as pb
 from loupe.v1 import storage_pb2_grpc as pbg
+from loupe_common.internal_auth import role_of
+from loupe_storage.access import check_keys
 from loupe_storage.core import Store
 
 _VARIANTS = {
@@ -30,12 +33,16 @@ class StorageServicer(pbg.StorageServiceServicer):
         return pb.DeleteImageDataResponse(deleted=n)
 
     def PutObject(self, request, context):
+        check_keys("PutObject", role_of(context.invocation_metadata()), [request.key])
         n = self.store.put_object(request.key, request.data, request.content_type)
         return pb.PutObjectResponse(size_bytes=n)
 
     def GetObject(self, request, context):
+        check_keys("GetObject", role_of(context.invocation_metadata()), [request.key])
         data, ctype = self.store.get_object(request.key)
         return pb.GetObjectResponse(data=data, content_type=ctype)
 
     def DeleteObjects(self, request, context):
+        named = list(request.keys) + ([request.prefix] if request.prefix else [])
+        check_keys("DeleteObjects", role_of(context.invocation_metadata()), named)
         return pb.DeleteObjectsResponse(deleted=self.store.delete_objects(list(request.keys), request.prefix))
