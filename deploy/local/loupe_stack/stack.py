@@ -44,19 +44,28 @@ class Stack:
 
     # ---------------------------------------------------------------- secrets and env
     def secrets(self) -> dict[str, str]:
-        """Per-data-folder credentials, generated once and kept (never hard-coded)."""
+        """Per-data-folder credentials, generated once and kept (never hard-coded). A data
+        folder made before a secret existed gets that one added, the others kept."""
         path = self.layout.secrets_file
+        values: dict[str, str] = {}
         if path.exists():
-            return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
-        values = {
-            "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
-            "MINIO_ROOT_USER": "loupe-" + secrets.token_hex(4),
-            "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
-            "URL_SIGNING_SECRET": secrets.token_urlsafe(32),
-            "KAFKA_CLUSTER_ID": _kafka_cluster_id(),
+            values = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+        generators = {
+            "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+            "MINIO_ROOT_USER": lambda: "loupe-" + secrets.token_hex(4),
+            "MINIO_ROOT_PASSWORD": lambda: secrets.token_urlsafe(24),
+            "URL_SIGNING_SECRET": lambda: secrets.token_urlsafe(32),
+            "KAFKA_CLUSTER_ID": _kafka_cluster_id,
+            # The internal credentials of Loupe's services derive from it (internal_auth).
+            "INTERNAL_SECRET": lambda: secrets.token_urlsafe(32),
         }
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        path.chmod(0o600)
+        missing = [k for k in generators if k not in values]
+        if missing:
+            values.update({k: generators[k]() for k in missing})
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+            tmp.chmod(0o600)
+            tmp.rename(path)
         return values
 
     def postgres_dsn(self) -> str:
@@ -86,6 +95,7 @@ class Stack:
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
             "LOUPE_MODEL_CACHE": str(install.model_cache()),
             "LOUPE_URL_SIGNING_SECRET": s["URL_SIGNING_SECRET"],
+            "LOUPE_INTERNAL_SECRET": s["INTERNAL_SECRET"],
             # A local install serves its own user: no throttling of its scripts and SDK calls.
             # The gateway's own default (10 requests/s per key, as on Custom Vision S0) is for
             # installs that many accounts share.
@@ -414,11 +424,24 @@ class Stack:
             _wait(healthy, name, deadline, self)
         _wait(lambda: _http_ok(f"{self.layout.gateway_url}/healthz"), "gateway", deadline, self)
 
+    def addresses(self) -> dict[str, str]:
+        """The addresses `<data>/env` lists besides the account: where operators and tools
+        (grpcurl, the tests that walk every RPC) find the gRPC servers."""
+        return {
+            # Every internal gRPC server (credential required; health and reflection open).
+            "LOUPE_GRPC_INTERNAL_TARGETS": ",".join(
+                self.layout.addr(name) for name in ("metadata", "storage", "training", "prediction")),
+        }
+
     def bootstrap_account(self) -> dict[str, str]:
-        """Creates the first account once per data folder and writes `<data>/env`."""
+        """Creates the first account once per data folder and writes `<data>/env` (the
+        addresses are brought up to date on every call)."""
         path = self.layout.env_file
         if path.exists():
-            return read_env(path)
+            values = read_env(path)
+            if {**values, **self.addresses()} != values:
+                _write_env(path, {**values, **self.addresses()})
+            return {**values, **self.addresses()}
         out = subprocess.run(
             [sys.executable, "-m", "loupe_metadata", "create-account", "--name", "local"],
             check=True, capture_output=True, text=True,
@@ -430,12 +453,17 @@ class Stack:
             "LOUPE_TRAINING_KEY": account["training_key"],
             "LOUPE_PREDICTION_KEY": account["prediction_key"],
             "LOUPE_PREDICTION_RESOURCE_ID": account["prediction_resource_id"],
+            **self.addresses(),
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
-        tmp.chmod(0o600)
-        tmp.rename(path)
+        _write_env(path, values)
         return values
+
+
+def _write_env(path: Path, values: dict[str, str]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
+    tmp.chmod(0o600)
+    tmp.rename(path)
 
 
 def _kafka_cluster_id() -> str:
