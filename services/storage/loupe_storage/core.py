@@ -44,9 +44,11 @@ def _check_sha(sha: str) -> None:
         raise BadRequest(f"invalid image hash {sha!r}", "BadRequestInvalidIds")
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
+    """Raises BadRequest unless `key` is a well-formed key of an object root."""
     if not _KEY.match(key or "") or ".." in key:
         raise BadRequest(f"invalid object key {key!r}")
+
 
 
 class Store:
@@ -132,20 +134,20 @@ class Store:
 
     # ---------------------------------------------------------------- objects
     def put_object(self, key: str, data: bytes, content_type: str) -> int:
-        _check_key(key)
+        check_key(key)
         self._write(key, data, content_type or "application/octet-stream")
         return len(data)
 
     def get_object(self, key: str) -> tuple[bytes, str]:
-        _check_key(key)
+        check_key(key)
         return self._read(key)
 
     def delete_objects(self, keys: list[str], prefix: str = "") -> int:
         for key in keys:
-            _check_key(key)
+            check_key(key)
         deleted = self._delete_keys(keys)
         if prefix:
-            _check_key(prefix.rstrip("/") + "/x")
+            check_key(prefix.rstrip("/") + "/x")
             if not _PROJECT_PREFIX.match(prefix):
                 raise BadRequest(f"prefix {prefix!r} does not name one project's objects")
             deleted += self._delete_prefix(prefix)
