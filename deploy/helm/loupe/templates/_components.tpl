@@ -53,6 +53,7 @@ env:
     value: {{ $v.rateLimit.perSecond | quote }}
   - name: LOUPE_RATE_LIMIT_BURST
     value: {{ $v.rateLimit.burst | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.metadata" -}}
@@ -80,6 +81,7 @@ env:
   - name: LOUPE_POSTGRES_POOL_MAX
     value: {{ $v.pool.max | quote }}
   {{- include "loupe.env.postgres" . | nindent 2 }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.storage" -}}
@@ -103,6 +105,7 @@ env:
   - name: LOUPE_METRICS_PORT
     value: {{ $v.metricsPort | quote }}
   {{- include "loupe.env.s3" . | nindent 2 }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.training" -}}
@@ -135,6 +138,7 @@ env:
     value: {{ $v.modelCache.path | quote }}
   - name: LOUPE_TRAINING_THREADS
     value: {{ $v.threads | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 volumes:
   - name: model-cache
     emptyDir:
@@ -196,6 +200,7 @@ env:
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "metadata") | quote }}
   - name: LOUPE_STORAGE_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "storage") | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.torchserve" -}}
