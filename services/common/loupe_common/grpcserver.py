@@ -1,6 +1,6 @@
 """What every gRPC service is built and run with: the server factory (internal authentication,
-error mapping, metrics, health, reflection), `BuiltServer` (what each service's `build_server` returns) and `run` (metrics port,
-signals, graceful stop)."""
+error mapping, metrics, health, reflection), `BuiltServer` (what each service's `build_server`
+returns) and `run` (metrics port, signals, graceful stop)."""
 from __future__ import annotations
 
 import dataclasses
