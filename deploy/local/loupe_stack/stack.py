@@ -210,8 +210,18 @@ class Stack:
         ])
 
     def _torchserve_properties(self) -> str:
+        from loupe_model.archive import model_name  # light: no torch
+        from loupe_model.backbone import BACKBONES
+
         L = self.layout
         loopback = L.host in ("127.0.0.1", "localhost", "::1")
+        # The archive install.ensure_model_archive builds, loaded at start with the prediction
+        # service's default batching (as the chart does): the model API stays off, so nothing
+        # that reaches the management port can register an archive (which runs its code).
+        model = model_name(BACKBONES["lite0"])
+        models = {model: {"1.0": {"defaultVersion": True, "marName": f"{model}.mar", "minWorkers": 1,
+                                  "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 5,
+                                  "responseTimeout": 120}}}
         lines = [
             f"inference_address=http://{L.addr('torchserve_inference')}",
             f"management_address=http://{L.addr('torchserve_management')}",
@@ -219,7 +229,9 @@ class Stack:
             f"grpc_inference_port={L.port('torchserve_grpc_inference')}",
             f"grpc_management_port={L.port('torchserve_grpc_management')}",
             f"model_store={cache_dir() / 'model-store'}",
-            "enable_model_api=true",
+            f"load_models={model}.mar",
+            f"models={json.dumps(models, separators=(',', ':'))}",
+            "enable_model_api=false",
             # One worker: the default (one per core) oversubscribes a 2-core machine.
             "default_workers_per_model=1",
             "install_py_dep_per_model=false",
