@@ -155,3 +155,16 @@ def test_storage_never_deletes_a_whole_root(storage_target, credentials, prefix)
             stub(spb.DeleteObjectsRequest(prefix=prefix), timeout=10,
                  metadata=((internal_auth.METADATA_KEY, credentials[internal_auth.GATEWAY]),))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_torchserve_registers_no_archive_over_its_management_api(infra):
+    # Registering an archive runs its code: the model API is off, the backbone loaded at start.
+    import requests
+
+    from loupe_model.archive import model_name
+    from loupe_model.backbone import BACKBONES
+
+    management = f"http://{infra.layout.addr('torchserve_management')}"
+    refused = requests.post(f"{management}/models", params={"url": "elsewhere.mar"}, timeout=10)
+    assert refused.status_code == 405, refused.text
+    assert requests.get(f"{management}/models/{model_name(BACKBONES['lite0'])}", timeout=10).status_code == 200
