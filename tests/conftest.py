@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loupe_common import internal_auth
 from loupe_stack.layout import Layout
 from loupe_stack.stack import Stack, read_env
 
@@ -39,6 +40,19 @@ def stack():
     if pg.is_symlink():
         shutil.rmtree(pg.resolve(), ignore_errors=True)
     shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def internal_secret(stack) -> str:
+    """The test stack's LOUPE_INTERNAL_SECRET (in-process servers of the service tier use it too)."""
+    return stack.secrets()["INTERNAL_SECRET"]
+
+
+@pytest.fixture(scope="session")
+def credentials(internal_secret) -> dict[str, str]:
+    """The internal credential of each role (internal_auth.ROLES): tests call the internal
+    servers as the service whose calls they stand for."""
+    return {role: internal_auth.credential(internal_secret, role) for role in internal_auth.ROLES}
 
 
 @pytest.fixture(scope="session")

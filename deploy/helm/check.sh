@@ -136,6 +136,27 @@ check "existingSecret: storage reads the S3 keys from it" \
 check "existingSecret: the chart makes no DSN or S3 Secret of its own" \
   eq "$(doc Secret loupe-postgresql "$WORK/existing.yaml")$(doc Secret loupe-s3 "$WORK/existing.yaml")$(doc Secret loupe-migrations "$WORK/existing.yaml")" ""
 
+# internal_ref FILE NAME: the secretKeyRef of a Deployment's LOUPE_INTERNAL_SECRET, as "name/key".
+internal_ref() {
+  doc Deployment "$2" "$1" | grep -A4 'name: LOUPE_INTERNAL_SECRET' \
+    | awk '/^ *name: /&&!/LOUPE/{n=$2} /^ *key: /{k=$2} END{print n "/" k}'
+}
+render "$WORK/internal.yaml" --set internalAuth.existingSecret=loupe-internal-ext,internalAuth.existingSecretKey=s
+check "internal auth: every Loupe service reads LOUPE_INTERNAL_SECRET from the chart's Secret" \
+  eq "$(for c in gateway metadata storage training prediction; do internal_ref "$D" "loupe-$c"; done | sort -u)" \
+  loupe-internal/internal-secret
+check "internal auth: the chart's Secret holds a generated internal-secret" \
+  grep -q '^  internal-secret: ' <(doc Secret loupe-internal "$D")
+check "internal auth: existingSecret is read by every Loupe service, no Secret of the chart's" \
+  eq "$(for c in gateway metadata storage training prediction; do internal_ref "$WORK/internal.yaml" "loupe-$c"; done | sort -u)$(doc Secret loupe-internal "$WORK/internal.yaml")" \
+  loupe-internal-ext/s
+check "internal auth: TorchServe never gets the secret" \
+  eq "$(doc Deployment loupe-torchserve "$D" | count LOUPE_INTERNAL_SECRET /dev/stdin)" 0
+check "TorchServe: no model registration over the management API" \
+  grep -q '^ *enable_model_api=false$' <(doc ConfigMap loupe-torchserve "$D")
+check "TorchServe: inference and management ports only from the prediction pods" \
+  eq "$(doc NetworkPolicy loupe-torchserve "$D" | sed -n '/^  ingress:/,$p' | grep -E 'port: |component: ' | tr -d ' ' | tr '\n' ' ')" \
+  "-port:inference -port:management app.kubernetes.io/component:prediction -port:metrics "
 check "bundled: PostgreSQL, MinIO and Kafka StatefulSets by default" eq "$(count '^kind: StatefulSet' "$D")" 3
 check "external: no bundled StatefulSet" eq "$(count '^kind: StatefulSet' "$X")" 0
 check "external: no bundled infra NetworkPolicy or Service" \

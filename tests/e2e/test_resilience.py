@@ -40,12 +40,13 @@ def _published_project(api) -> tuple[str, list[dict]]:
     return pid, tags
 
 
-def test_upload_while_metadata_is_down_leaves_nothing_behind(live, api):
+def test_upload_while_metadata_is_down_leaves_nothing_behind(live, api, credentials):
     project = api.new_project(f"meta-down-{uuid.uuid4().hex[:6]}")
     pid = project["id"]
     tag = api.train("POST", f"/projects/{pid}/tags", params={"name": "x"})
     image = load_fashion_mnist("train", (3,), 1, seed=41)[0][0]
-    storage = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub)
+    storage = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub,
+                            credential=credentials["gateway"])
     _kill(live, "metadata")
     try:
         resp = api.http.post(f"{api.endpoint}/customvision/v3.3/training/projects/{pid}/images",
@@ -68,11 +69,12 @@ def test_upload_while_metadata_is_down_leaves_nothing_behind(live, api):
     storage.close()
 
 
-def test_prediction_is_stored_after_storage_comes_back(live, api):
+def test_prediction_is_stored_after_storage_comes_back(live, api, credentials):
     pid, _tags = _published_project(api)
     image = load_fashion_mnist("test", (0,), 1, seed=51)[0][0]
     api.predict(f"/{pid}/classify/iterations/live/image/nostore", image)  # head cached
-    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
+    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub,
+                             credential=credentials["gateway"])
     account = metadata.ResolveKey(mpb.ResolveKeyRequest(key=api.training_key)).account_id
     _kill(live, "storage")
     try:

@@ -322,10 +322,11 @@ def test_smart_labeler_suggests_tags_for_untagged_images(clients, trained):
                  tag_ids=[top.id], threshold=0.5) == "NotFoundIteration"
 
 
-def test_another_account_sees_nothing_of_the_first(live, live_env, clients, trained):
+def test_another_account_sees_nothing_of_the_first(live, live_env, clients, trained, credentials):
     trainer, predictor, resource_id = clients
     project, iteration = trained["project"], trained["iteration"]
-    metadata = ServiceClient(live.layout.addr("metadata"), MetadataServiceStub, timeout=10)
+    metadata = ServiceClient(live.layout.addr("metadata"), MetadataServiceStub, timeout=10,
+                             credential=credentials["gateway"])
     try:
         other = metadata.CreateAccount(mpb.CreateAccountRequest(name="other")).account
     finally:

@@ -15,6 +15,7 @@ import pytest
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import metadata_pb2_grpc, training_pb2, training_pb2_grpc
 from loupe_common import kafka as lk
+from loupe_common import internal_auth
 from loupe_common.clients import ServiceClient
 from loupe_model.datasets import load_fashion_mnist
 
@@ -33,14 +34,15 @@ def _log_tail(live, name: str, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
-def _wait_owns_every_job_partition(port: int, log, timeout: float = 90.0) -> None:
+def _wait_owns_every_job_partition(port: int, log, credential: str, timeout: float = 90.0) -> None:
     """Until the consumer group has given this trainer all of loupe.training.jobs."""
     deadline = time.monotonic() + timeout
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = training_pb2_grpc.TrainingServiceStub(channel)
         while True:
             try:
-                described = stub.DescribeTrainer(training_pb2.DescribeTrainerRequest(), timeout=2)
+                described = stub.DescribeTrainer(training_pb2.DescribeTrainerRequest(), timeout=2,
+                                                 metadata=((internal_auth.METADATA_KEY, credential),))
                 if described.assigned_partitions == lk.TOPICS[lk.TRAINING_JOBS]:
                     return
             except grpc.RpcError:
@@ -62,8 +64,9 @@ def _events(bootstrap: str, iteration_id: str) -> list[training_pb2.TrainingEven
         consumer.close(autocommit=False)
 
 
-def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
-    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
+def test_killed_trainer_job_is_redelivered_and_completed_once(live, api, credentials):
+    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub,
+                             credential=credentials["gateway"])
     live.ctl("stop", "training")
     # Test trainers listen next to the stack's own ports (offsets 40 and 41 are unused).
     victim_port, rescuer_port = live.layout.base_port + 40, live.layout.base_port + 41
@@ -80,7 +83,8 @@ def test_killed_trainer_job_is_redelivered_and_completed_once(live, api):
             api.upload_files(pid, mine[:60], tag["id"])
         account = metadata.ResolveKey(mpb.ResolveKeyRequest(key=api.training_key)).account_id
         _wait_owns_every_job_partition(
-            victim_port, lambda: _log_tail(live, "trainer-victim") + "\n--- stack trainer:\n" + _log_tail(live, "training"))
+            victim_port, lambda: _log_tail(live, "trainer-victim") + "\n--- stack trainer:\n" + _log_tail(live, "training"),
+            credentials["gateway"])
         iteration = api.train("POST", f"/projects/{pid}/train")
         iid = iteration["id"]
 

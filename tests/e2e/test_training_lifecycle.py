@@ -44,7 +44,7 @@ def _performance(api, pid: str, iid: str) -> dict:
     return api.train("GET", f"/projects/{pid}/iterations/{iid}/performance", params={"threshold": 0.5})
 
 
-def test_deleting_a_training_iteration_cancels_it(live, api):
+def test_deleting_a_training_iteration_cancels_it(live, api, credentials):
     pid = _project(api, "cancel")
     # Enough images that feature extraction alone takes a few seconds on 2 cores.
     images = load_fashion_mnist("test", tuple(range(10)), 60, seed=21)
@@ -79,7 +79,8 @@ def test_deleting_a_training_iteration_cancels_it(live, api):
     assert done["status"] == "Completed", done
     assert [i["id"] for i in api.train("GET", f"/projects/{pid}/iterations")] == [again["id"]]
 
-    storage = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub)
+    storage = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub,
+                            credential=credentials["gateway"])
     with pytest.raises(NotFound):
         storage.GetObject(spb.GetObjectRequest(key=f"artifacts/{pid}/{iid}/head.npz"))
     storage.GetObject(spb.GetObjectRequest(key=f"artifacts/{pid}/{again['id']}/head.npz"))

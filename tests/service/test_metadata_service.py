@@ -16,9 +16,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
-from loupe_common.clients import ServiceClient
+from internal_clients import ByRole
 from loupe_common.config import load
 from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
+from loupe_metadata import access
 from loupe_metadata.config import MetadataConfig
 from loupe_metadata.migrate import discover, migrate
 from loupe_metadata.server import SERVICE_NAME, build_server
@@ -27,11 +28,12 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
-def server(postgres_dsn):
+def server(postgres_dsn, internal_secret):
     migrate(postgres_dsn)
     config = load(
         MetadataConfig,
-        {"LOUPE_POSTGRES_DSN": postgres_dsn, "LOUPE_METADATA_ADDR": "127.0.0.1:0"},
+        {"LOUPE_POSTGRES_DSN": postgres_dsn, "LOUPE_METADATA_ADDR": "127.0.0.1:0",
+         "LOUPE_INTERNAL_SECRET": internal_secret},
     )
     built = build_server(config)
     built.start()
@@ -40,8 +42,9 @@ def server(postgres_dsn):
 
 
 @pytest.fixture(scope="module")
-def md(server):
-    client = ServiceClient(server, MetadataServiceStub, timeout=10)
+def md(server, credentials):
+    """Each RPC called as a role allowed to (the gateway's, a trainer's, the recorder's)."""
+    client = ByRole(server, MetadataServiceStub, credentials, access.ALLOW, timeout=10)
     yield client
     client.close()
 

@@ -48,9 +48,9 @@ def server(config):
 
 
 @pytest.fixture(scope="module")
-def prediction(server):
+def prediction(server, credentials):
     with closing(ServiceClient(f"127.0.0.1:{server.port}", prediction_pb2_grpc.PredictionServiceStub,
-                               timeout=60)) as client:
+                               timeout=60, credential=credentials["gateway"])) as client:
         yield client
 
 
@@ -63,7 +63,7 @@ def _png(rgb, seed: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def iteration(config, server, storage_client):
+def iteration(config, server, trainer_storage):
     """A head trained on TorchServe's own embeddings of red and blue images, stored as an
     iteration's artifact: (project id, iteration id, artifact key, tag id by colour)."""
     torchserve = TorchServeClient(config.inference_url, config.management_url,
@@ -79,7 +79,7 @@ def iteration(config, server, storage_client):
                       tag_ids, names, config.backbone)
     pid, iid = str(uuid.uuid4()), str(uuid.uuid4())
     key = f"artifacts/{pid}/{iid}/head.npz"
-    storage_client.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes()))
+    trainer_storage.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes()))
     return pid, iid, key, dict(zip(names, tag_ids))
 
 
@@ -104,18 +104,18 @@ def test_a_loaded_iteration_classifies_through_torchserve(prediction, iteration)
         assert (got.predictions[0].tag_id, got.predictions[0].tag_name) == (tag_of[name], name)
 
 
-def test_unloading_makes_the_next_call_read_the_artifact_again(prediction, storage_client, iteration):
+def test_unloading_makes_the_next_call_read_the_artifact_again(prediction, trainer_storage, iteration):
     pid, iid, key, tag_of = iteration
     request = pb.ClassifyRequest(project_id=pid, iteration_id=iid, artifact_key=key,
                                  image=_png(COLOURS["red"], seed=98))
     assert prediction.Classify(request).predictions[0].tag_name == "red"
-    original = storage_client.GetObject(spb.GetObjectRequest(key=key)).data
-    storage_client.DeleteObjects(spb.DeleteObjectsRequest(keys=[key]))
+    original = trainer_storage.GetObject(spb.GetObjectRequest(key=key)).data
+    trainer_storage.DeleteObjects(spb.DeleteObjectsRequest(keys=[key]))
     assert prediction.Classify(request).predictions[0].tag_name == "red"  # the cached head
     prediction.UnloadIteration(pb.UnloadIterationRequest(iteration_id=iid))
     with pytest.raises(NotFound):
         prediction.Classify(request)
-    storage_client.PutObject(spb.PutObjectRequest(key=key, data=original))
+    trainer_storage.PutObject(spb.PutObjectRequest(key=key, data=original))
 
 
 def test_bad_requests_carry_custom_vision_codes(prediction, iteration):

@@ -10,8 +10,10 @@ from PIL import Image
 from loupe.v1 import storage_pb2 as pb
 from loupe.v1 import storage_pb2_grpc
 from loupe_common import config as cfg
-from loupe_common.clients import ServiceClient
+from internal_clients import ByRole
+from loupe_common import internal_auth
 from loupe_common.errors import BadRequest, NotFound
+from loupe_storage import access
 from loupe_storage.server import build_server
 from loupe_storage.config import StorageConfig
 
@@ -19,12 +21,15 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
-def storage(s3_config):
+def storage(s3_config, credentials):
     env = dict(s3_config, LOUPE_STORAGE_ADDR="127.0.0.1:0",
-               LOUPE_S3_BUCKET="test-" + uuid.uuid4().hex[:12])
+               LOUPE_S3_BUCKET="test-" + uuid.uuid4().hex[:12], LOUPE_INTERNAL_SECRET="storage-tests")
     built = build_server(cfg.load(StorageConfig, env))
     built.start()
-    client = ServiceClient(f"127.0.0.1:{built.port}", storage_pb2_grpc.StorageServiceStub)
+    # A trainer: the role that writes and deletes models (the object tests use artifacts/).
+    client = ByRole(f"127.0.0.1:{built.port}", storage_pb2_grpc.StorageServiceStub,
+                    {role: internal_auth.credential("storage-tests", role) for role in internal_auth.ROLES},
+                    access.ALLOW, prefer=(internal_auth.TRAINING, internal_auth.GATEWAY))
     yield client
     client.close()
     built.stop(None)

@@ -14,7 +14,10 @@ from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import metadata_pb2_grpc, storage_pb2_grpc
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as tpb
-from loupe_common.clients import ServiceClient
+from internal_clients import ByRole
+from loupe_common import internal_auth
+from loupe_metadata import access as metadata_access
+from loupe_storage import access as storage_access
 from loupe_common.errors import NotFound
 from loupe_model.backbone import get_backbone, make_embedder
 from loupe_model.head import LINEAR, MLP, Head
@@ -24,9 +27,13 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
-def backends(live):
-    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
-    storage = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub)
+def backends(live, credentials):
+    # The trainer's calls go out as a trainer; the set-up a test does as the gateway would.
+    trainer_first = (internal_auth.TRAINING, internal_auth.GATEWAY)
+    metadata = ByRole(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub,
+                      credentials, metadata_access.ALLOW, prefer=trainer_first)
+    storage = ByRole(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub,
+                     credentials, storage_access.ALLOW, prefer=trainer_first)
     embedder = make_embedder(get_backbone(BACKBONE), live.service_env()["LOUPE_MODEL_CACHE"])
     account = metadata.CreateAccount(mpb.CreateAccountRequest(name="trainer-tests")).account.id
     yield metadata, storage, embedder, account

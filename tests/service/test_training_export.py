@@ -46,14 +46,14 @@ def server(infra, metadata_addr, storage_addr):
 
 
 @pytest.fixture(scope="module")
-def training(server):
+def training(server, credentials):
     with closing(ServiceClient(f"127.0.0.1:{server.port}", training_pb2_grpc.TrainingServiceStub,
-                               timeout=300)) as client:
+                               timeout=300, credential=credentials["gateway"])) as client:
         yield client
 
 
 @pytest.fixture
-def trained(storage_client):
+def trained(trainer_storage):
     """(project id, iteration id, artifact key) of a stored head of the lite0 backbone."""
     dim = get_backbone("lite0").feature_dim
     rng = np.random.default_rng(5)
@@ -62,7 +62,7 @@ def trained(storage_client):
     head = train_head(features, labels, False, 0, [str(uuid.uuid4()) for _ in TAGS], TAGS, "lite0")
     pid, iid = str(uuid.uuid4()), str(uuid.uuid4())
     key = f"artifacts/{pid}/{iid}/head.npz"
-    storage_client.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes()))
+    trainer_storage.PutObject(spb.PutObjectRequest(key=key, data=head.to_bytes()))
     return pid, iid, key
 
 
@@ -113,9 +113,10 @@ def test_what_cannot_be_exported_is_refused_before_anything_is_stored(
             storage_client.GetObject(spb.GetObjectRequest(key=stored))
 
 
-def test_an_unreadable_head_fails_the_export_with_a_failed_record(training, storage_client, trained):
+def test_an_unreadable_head_fails_the_export_with_a_failed_record(training, storage_client, trainer_storage,
+                                                                  trained):
     pid, iid, key = trained
-    storage_client.PutObject(spb.PutObjectRequest(key=key, data=b"not a head"))
+    trainer_storage.PutObject(spb.PutObjectRequest(key=key, data=b"not a head"))
     with pytest.raises(Internal) as err:
         training.ExportIteration(pb.ExportIterationRequest(
             project_id=pid, iteration_id=iid, artifact_key=key, platform="ONNX"))

@@ -15,4 +15,5 @@ def gateway_env() -> dict[str, str]:
         "LOUPE_TRAINING_TARGET": "127.0.0.1:9",
         "LOUPE_KAFKA_BOOTSTRAP": "127.0.0.1:9",
         "LOUPE_URL_SIGNING_SECRET": "test-secret",
+        "LOUPE_INTERNAL_SECRET": "test-internal-secret",
     }

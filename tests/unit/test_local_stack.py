@@ -25,7 +25,8 @@ def test_every_process_has_its_own_port():
 
 def _stack(monkeypatch, tmp_path) -> Stack:
     monkeypatch.setattr(Stack, "secrets", lambda self: dict.fromkeys(
-        ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "URL_SIGNING_SECRET"), "x"))
+        ("POSTGRES_PASSWORD", "MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD", "URL_SIGNING_SECRET",
+         "INTERNAL_SECRET"), "x"))
     return Stack(Layout(data=tmp_path))
 
 
@@ -44,3 +45,24 @@ def test_down_stops_the_services_while_kafka_still_runs(monkeypatch, tmp_path):
     monkeypatch.setattr(stack, "ctl", lambda *args, check=True: calls.append(args))
     stack.stop()
     assert calls == [("stop", *SERVICES), ("stop", "all"), ("shutdown",)]
+
+
+def test_torchserve_loads_the_backbone_at_start_and_registers_nothing_over_its_api(monkeypatch, tmp_path):
+    import json
+
+    from loupe_model.archive import model_name
+    from loupe_model.backbone import BACKBONES
+    from loupe_prediction.config import PredictionConfig
+
+    props = dict(line.split("=", 1) for line in _stack(monkeypatch, tmp_path)._torchserve_properties().splitlines())
+    model = model_name(BACKBONES["lite0"])
+    assert props["enable_model_api"] == "false"
+    assert props["load_models"] == f"{model}.mar"
+    version = json.loads(props["models"])[model]["1.0"]
+    defaults = load(PredictionConfig, dict.fromkeys(
+        ("LOUPE_TORCHSERVE_INFERENCE_URL", "LOUPE_TORCHSERVE_MANAGEMENT_URL", "LOUPE_KAFKA_BOOTSTRAP",
+         "LOUPE_METADATA_TARGET", "LOUPE_STORAGE_TARGET", "LOUPE_INTERNAL_SECRET"), "x"))
+    assert (version["batchSize"], version["maxBatchDelay"]) == (defaults.batch_size, defaults.max_batch_delay_ms)
+    assert defaults.backbone == "lite0"
+    # Token auth is off only where nothing but this machine reaches TorchServe.
+    assert props["inference_address"].startswith("http://127.0.0.1:") and props["disable_token_authorization"] == "true"

@@ -189,8 +189,8 @@ def test_fingerprint_ignores_order_and_sees_every_change():
 def test_config_requires_the_dsn_and_has_defaults():
     with pytest.raises(ConfigError) as err:
         load(MetadataConfig, {})
-    assert "LOUPE_POSTGRES_DSN" in str(err.value)
-    config = load(MetadataConfig, {"LOUPE_POSTGRES_DSN": "postgresql://x/y"})
+    assert "LOUPE_POSTGRES_DSN" in str(err.value) and "LOUPE_INTERNAL_SECRET" in str(err.value)
+    config = load(MetadataConfig, {"LOUPE_POSTGRES_DSN": "postgresql://x/y", "LOUPE_INTERNAL_SECRET": "s"})
     assert (config.addr, config.metrics_port, config.log_level) == ("127.0.0.1:50051", 0, "INFO")
     assert (config.host, config.port) == ("127.0.0.1", 50051)
 

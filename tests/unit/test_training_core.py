@@ -38,6 +38,7 @@ def test_config_names_the_missing_variables():
     with pytest.raises(SystemExit) as info:
         cfg.load(TrainingConfig, {})
     message = str(info.value)
-    for name in ("LOUPE_KAFKA_BOOTSTRAP", "LOUPE_METADATA_TARGET", "LOUPE_STORAGE_TARGET"):
+    for name in ("LOUPE_KAFKA_BOOTSTRAP", "LOUPE_METADATA_TARGET", "LOUPE_STORAGE_TARGET",
+                 "LOUPE_INTERNAL_SECRET"):
         assert name in message
 

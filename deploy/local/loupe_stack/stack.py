@@ -44,19 +44,28 @@ class Stack:
 
     # ---------------------------------------------------------------- secrets and env
     def secrets(self) -> dict[str, str]:
-        """Per-data-folder credentials, generated once and kept (never hard-coded)."""
+        """Per-data-folder credentials, generated once and kept (never hard-coded). A data
+        folder made before a secret existed gets that one added, the others kept."""
         path = self.layout.secrets_file
+        values: dict[str, str] = {}
         if path.exists():
-            return dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
-        values = {
-            "POSTGRES_PASSWORD": secrets.token_urlsafe(18),
-            "MINIO_ROOT_USER": "loupe-" + secrets.token_hex(4),
-            "MINIO_ROOT_PASSWORD": secrets.token_urlsafe(24),
-            "URL_SIGNING_SECRET": secrets.token_urlsafe(32),
-            "KAFKA_CLUSTER_ID": _kafka_cluster_id(),
+            values = dict(line.split("=", 1) for line in path.read_text().split() if "=" in line)
+        generators = {
+            "POSTGRES_PASSWORD": lambda: secrets.token_urlsafe(18),
+            "MINIO_ROOT_USER": lambda: "loupe-" + secrets.token_hex(4),
+            "MINIO_ROOT_PASSWORD": lambda: secrets.token_urlsafe(24),
+            "URL_SIGNING_SECRET": lambda: secrets.token_urlsafe(32),
+            "KAFKA_CLUSTER_ID": _kafka_cluster_id,
+            # The internal credentials of Loupe's services derive from it (internal_auth).
+            "INTERNAL_SECRET": lambda: secrets.token_urlsafe(32),
         }
-        path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
-        path.chmod(0o600)
+        missing = [k for k in generators if k not in values]
+        if missing:
+            values.update({k: generators[k]() for k in missing})
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+            tmp.chmod(0o600)
+            tmp.rename(path)
         return values
 
     def postgres_dsn(self) -> str:
@@ -86,6 +95,7 @@ class Stack:
             "LOUPE_MODEL_STORE": str(cache_dir() / "model-store"),
             "LOUPE_MODEL_CACHE": str(install.model_cache()),
             "LOUPE_URL_SIGNING_SECRET": s["URL_SIGNING_SECRET"],
+            "LOUPE_INTERNAL_SECRET": s["INTERNAL_SECRET"],
             # A local install serves its own user: no throttling of its scripts and SDK calls.
             # The gateway's own default (10 requests/s per key, as on Custom Vision S0) is for
             # installs that many accounts share.
@@ -200,8 +210,18 @@ class Stack:
         ])
 
     def _torchserve_properties(self) -> str:
+        from loupe_model.archive import model_name  # light: no torch
+        from loupe_model.backbone import BACKBONES
+
         L = self.layout
         loopback = L.host in ("127.0.0.1", "localhost", "::1")
+        # The archive install.ensure_model_archive builds, loaded at start with the prediction
+        # service's default batching (as the chart does): the model API stays off, so nothing
+        # that reaches the management port can register an archive (which runs its code).
+        model = model_name(BACKBONES["lite0"])
+        models = {model: {"1.0": {"defaultVersion": True, "marName": f"{model}.mar", "minWorkers": 1,
+                                  "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 5,
+                                  "responseTimeout": 120}}}
         lines = [
             f"inference_address=http://{L.addr('torchserve_inference')}",
             f"management_address=http://{L.addr('torchserve_management')}",
@@ -209,7 +229,9 @@ class Stack:
             f"grpc_inference_port={L.port('torchserve_grpc_inference')}",
             f"grpc_management_port={L.port('torchserve_grpc_management')}",
             f"model_store={cache_dir() / 'model-store'}",
-            "enable_model_api=true",
+            f"load_models={model}.mar",
+            f"models={json.dumps(models, separators=(',', ':'))}",
+            "enable_model_api=false",
             # One worker: the default (one per core) oversubscribes a 2-core machine.
             "default_workers_per_model=1",
             "install_py_dep_per_model=false",
@@ -418,19 +440,29 @@ class Stack:
             _wait(healthy, name, deadline, self)
         _wait(lambda: _http_ok(f"{self.layout.gateway_url}/healthz"), "gateway", deadline, self)
 
+    def addresses(self) -> dict[str, str]:
+        """The addresses `<data>/env` lists besides the account: where operators and tools
+        (grpcurl, the tests that walk every RPC) find the gRPC servers."""
+        return {
+            # Every internal gRPC server (credential required; health and reflection open).
+            "LOUPE_GRPC_INTERNAL_TARGETS": ",".join(
+                self.layout.addr(name) for name in ("metadata", "storage", "training", "prediction")),
+        }
+
     def bootstrap_account(self) -> dict[str, str]:
-        """Creates the first account once per data folder and writes `<data>/env`."""
+        """Creates the first account once per data folder and writes `<data>/env` (the
+        addresses are brought up to date on every call)."""
         path = self.layout.env_file
         endpoints = {"LOUPE_ENDPOINT": self.layout.gateway_url,
                      "LOUPE_GRPC_ENDPOINT": self.layout.grpc_endpoint}
         if path.exists():
             values = read_env(path)
-            if all(values.get(k) == v for k, v in endpoints.items()):
-                return values
-            # A data folder from before the gRPC API (or moved ports): the account stays, the
-            # endpoints are written anew.
-            _write_env(path, {**values, **endpoints})
-            return read_env(path)
+            wanted = {**values, **endpoints, **self.addresses()}
+            if wanted != values:
+                # A data folder from before an address was listed (or moved ports): the account
+                # stays, the addresses are written anew.
+                _write_env(path, wanted)
+            return wanted
         out = subprocess.run(
             [sys.executable, "-m", "loupe_metadata", "create-account", "--name", "local"],
             check=True, capture_output=True, text=True,
@@ -442,6 +474,7 @@ class Stack:
             "LOUPE_TRAINING_KEY": account["training_key"],
             "LOUPE_PREDICTION_KEY": account["prediction_key"],
             "LOUPE_PREDICTION_RESOURCE_ID": account["prediction_resource_id"],
+            **self.addresses(),
         }
         _write_env(path, values)
         return values

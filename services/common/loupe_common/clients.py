@@ -1,4 +1,5 @@
-"""Thin gRPC clients: one channel per target, domain errors instead of grpc.RpcError."""
+"""Thin gRPC clients: one channel per target, domain errors instead of grpc.RpcError, and the
+caller's internal credential on every call."""
 from __future__ import annotations
 
 import functools
@@ -6,22 +7,27 @@ from typing import Any
 
 import grpc
 
-from loupe_common.errors import from_rpc_error
+from loupe_common import internal_auth
+from loupe_common.errors import ERROR_CODE_KEY, Internal, from_rpc_error
 from loupe_common.grpcserver import CLIENT_OPTIONS
 
 
 class ServiceClient:
-    """Wraps a generated stub so each call raises `LoupeError` and has a deadline.
+    """Wraps a generated stub so each call raises `LoupeError`, has a deadline and presents
+    the caller's internal credential.
 
-    Usage: `client = ServiceClient(address, MetadataServiceStub)`, then
-    `client.GetProject(request)`.
+    Usage: `client = ServiceClient(address, MetadataServiceStub, credential=cred)`, then
+    `client.GetProject(request)`; `cred` is `internal_auth.credential(secret, role)`.
+    Without a credential the internal servers answer UNAUTHENTICATED.
     """
 
-    def __init__(self, address: str, stub_cls: type, timeout: float = 30.0):
+    def __init__(self, address: str, stub_cls: type, timeout: float = 30.0,
+                 credential: str | None = None):
         self.address = address
         self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
         self._stub = stub_cls(self.channel)
         self._timeout = timeout
+        self.metadata = ((internal_auth.METADATA_KEY, credential),) if credential else ()
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._stub, name)
@@ -29,11 +35,24 @@ class ServiceClient:
         @functools.wraps(method)
         def call(request, timeout: float | None = None):
             try:
-                return method(request, timeout=timeout or self._timeout)
+                return method(request, timeout=timeout or self._timeout, metadata=self.metadata)
             except grpc.RpcError as err:
-                raise from_rpc_error(err) from None
+                raise _domain_error(err) from None
 
         return call
 
     def close(self) -> None:
         self.channel.close()
+
+
+_REFUSED = (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED)
+
+
+def _domain_error(err: grpc.RpcError) -> Exception:
+    """The domain error of a failed call. A refusal by internal auth (no Loupe error code in the
+    trailers) is a misconfigured install, not the end user's fault: Internal, never the
+    Unauthorized that would tell a client its API key is wrong."""
+    if err.code() in _REFUSED and not any(  # type: ignore[attr-defined]
+            key == ERROR_CODE_KEY for key, _ in (err.trailing_metadata() or ())):  # type: ignore[attr-defined]
+        return Internal(f"internal RPC refused ({err.code().name}): {err.details()}")  # type: ignore[attr-defined]
+    return from_rpc_error(err)

@@ -1,6 +1,6 @@
-"""What every gRPC service is built and run with: the server factory (error mapping, metrics,
-health), `BuiltServer` (what each service's `build_server` returns) and `run` (metrics port,
-signals, graceful stop)."""
+"""What every gRPC service is built and run with: the server factory (internal authentication,
+error mapping, metrics, health, reflection), `BuiltServer` (what each service's `build_server`
+returns) and `run` (metrics port, signals, graceful stop)."""
 from __future__ import annotations
 
 import dataclasses
@@ -15,10 +15,12 @@ from concurrent import futures
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 from prometheus_client import Counter, Histogram, start_http_server
 
 from loupe_common import procmetrics  # noqa: F401 - registers the process gauges
 from loupe_common.errors import ERROR_CODE_KEY, LoupeError
+from loupe_common.internal_auth import METADATA_KEY, Policy
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +103,85 @@ class _Interceptor(grpc.ServerInterceptor):
         )
 
 
+class _AuthInterceptor(grpc.ServerInterceptor):
+    """Refuses a call its Policy does not allow (UNAUTHENTICATED without a valid internal
+    credential, PERMISSION_DENIED for a role the method's allowlist does not name), before any
+    servicer code runs; counts refusals in the RPC metrics."""
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+
+    def intercept_service(self, continuation, handler_call_details):
+        value = None
+        for key, val in handler_call_details.invocation_metadata or ():
+            if key == METADATA_KEY:
+                value = val if isinstance(val, str) else val.decode(errors="replace")
+        decision = self.policy.decide(handler_call_details.method, value)
+        if decision.allowed:
+            return continuation(handler_call_details)
+        method = handler_call_details.method.rsplit("/", 1)[-1]
+        RPC_TOTAL.labels(method, decision.code).inc()
+        log.warning("refused %s (%s%s)", handler_call_details.method, decision.code,
+                    f", role {decision.role}" if decision.role else "")
+        return _refusal(continuation(handler_call_details), getattr(grpc.StatusCode, decision.code),
+                        decision.message)
+
+
+def _refusal(handler, code: grpc.StatusCode, message: str):
+    """A handler of the same shape as `handler` (unary or streaming; None: an unknown method)
+    that answers `code` without reading the request."""
+
+    def refuse(_request, context):
+        context.abort(code, message)
+
+    if handler is None or not (handler.request_streaming or handler.response_streaming):
+        return grpc.unary_unary_rpc_method_handler(refuse)
+    if handler.request_streaming and handler.response_streaming:
+        return grpc.stream_stream_rpc_method_handler(refuse)
+    if handler.request_streaming:
+        return grpc.stream_unary_rpc_method_handler(refuse)
+    return grpc.unary_stream_rpc_method_handler(refuse)
+
+
 def create_server(
     register: Iterable[Callable[[grpc.Server], None]],
     host: str = "127.0.0.1",
     port: int = 0,
     max_workers: int = 16,
     service_names: Iterable[str] = (),
+    auth: Policy | None = None,
+    reflect: bool = True,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
-    """Builds a gRPC server with the given servicers plus `grpc.health.v1`.
+    """Builds a gRPC server with the given servicers plus `grpc.health.v1` and server reflection.
 
     Args:
         register: callables that add a servicer to the server.
         host, port: where to listen; port 0 picks a free port (tests).
-        service_names: fully qualified service names to report SERVING.
+        service_names: fully qualified service names to report SERVING (and to reflect).
+        auth: the internal authentication every call must pass (Loupe's internal servers);
+            None: no internal credential is asked for (a public server does its own auth).
+            Health and reflection are exempt either way.
+        reflect: serve gRPC server reflection (grpcurl, the tests that walk every method).
     Returns:
         (server, bound port, health servicer); the server is not started.
     """
+    service_names = list(service_names)
+    interceptors: list[grpc.ServerInterceptor] = [_Interceptor()]
+    if auth is not None:
+        interceptors.insert(0, _AuthInterceptor(auth))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[_Interceptor()],
+        interceptors=interceptors,
         options=SERVER_OPTIONS,
     )
     for add in register:
         add(server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    if reflect:
+        reflection.enable_server_reflection(
+            service_names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                             reflection.SERVICE_NAME], server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind gRPC server to {host}:{port}")

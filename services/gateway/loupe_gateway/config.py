@@ -29,6 +29,9 @@ class GatewayConfig:
         "LOUPE_URL_SIGNING_SECRET",
         doc="HMAC secret that signs the image URIs returned in responses (required)",
     )
+    internal_secret: str = env_field(
+        "LOUPE_INTERNAL_SECRET",
+        doc="per-install secret the internal credentials of Loupe's services derive from (required)")
     url_ttl_seconds: int = env_field(
         "LOUPE_URL_TTL_SECONDS", 3600, "how long a signed image URI stays valid"
     )

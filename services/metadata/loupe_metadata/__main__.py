@@ -41,7 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     ensure.add_argument("--name", required=True)
     args = parser.parse_args(argv)
 
-    config = load(MetadataConfig, os.environ)
+    environ = os.environ
+    if args.command in ("migrate", "ensure-account", "create-account"):
+        # One-off commands on the database serve no RPC: the Helm hook Jobs that run them
+        # (pre-install, before the chart's Secrets exist) need no internal secret.
+        environ = {"LOUPE_INTERNAL_SECRET": "", **os.environ}
+    config = load(MetadataConfig, environ)
     grpcserver.setup_logging(config.log_level)
     applied = migrate(config.postgres_dsn)
     if applied:

@@ -7,6 +7,8 @@ from psycopg_pool import ConnectionPool
 
 from loupe.v1 import metadata_pb2, metadata_pb2_grpc
 from loupe_common.grpcserver import BuiltServer, create_server
+from loupe_common.internal_auth import Policy
+from loupe_metadata import access
 from loupe_metadata.config import MetadataConfig
 from loupe_metadata.core import MetadataCore
 from loupe_metadata.servicer import MetadataServicer
@@ -56,6 +58,7 @@ def build_server(config: MetadataConfig, deps: MetadataDeps | None = None) -> Bu
             host=config.host,
             port=config.port,
             service_names=[SERVICE_NAME],
+            auth=Policy(config.internal_secret, access.ALLOW),
         )
     except Exception:
         if owned:

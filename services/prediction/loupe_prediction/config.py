@@ -25,4 +25,7 @@ class PredictionConfig(ListenAddress):
         "stored predictions older than this are deleted, as on Custom Vision (0: kept forever)")
     retention_interval_s: float = env_field(
         "LOUPE_PREDICTION_RETENTION_INTERVAL_S", 3600.0, "time between retention passes")
+    internal_secret: str = env_field(
+        "LOUPE_INTERNAL_SECRET",
+        doc="per-install secret the internal credentials of Loupe's services derive from (required)")
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

@@ -12,8 +12,10 @@ from loupe.v1 import metadata_pb2_grpc, prediction_pb2, prediction_pb2_grpc, sto
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
 from loupe_common.grpcserver import BuiltServer, create_server
+from loupe_common.internal_auth import PREDICTION, Policy, credential
 from loupe_model.archive import model_name
 from loupe_model.backbone import get_backbone
+from loupe_prediction import access
 from loupe_prediction.config import PredictionConfig
 from loupe_prediction.core import HeadCache, Predictor
 from loupe_prediction.recorder import HEALTH_SERVICE, PredictionRecorder
@@ -53,9 +55,10 @@ def connect(config: PredictionConfig) -> PredictionDeps:
     torchserve = TorchServeClient(config.inference_url, config.management_url,
                                   model_name(get_backbone(config.backbone)))
     torchserve.ensure_registered(config.batch_size, config.max_batch_delay_ms)
+    cred = credential(config.internal_secret, PREDICTION)
     return PredictionDeps(
-        ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub),
-        ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub),
+        ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred),
+        ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, credential=cred),
         torchserve, lk.producer(config.kafka_bootstrap),
     )
 
@@ -87,6 +90,7 @@ def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -
             [lambda s: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(
                 PredictionServicer(predictor, config.backbone), s)],
             host=config.host, port=config.port, service_names=[SERVICE_NAME],
+            auth=Policy(config.internal_secret, access.ALLOW),
         )
     except Exception:
         if owned:

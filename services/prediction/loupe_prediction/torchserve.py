@@ -38,6 +38,9 @@ class TorchServeClient:
                 if resp.status_code in (200, 201, 409):  # 409: another replica registered it
                     log.info("backbone %s registered in TorchServe", self.model)
                     return
+                if resp.status_code == 405:  # enable_model_api=false: it must be loaded at start
+                    log.warning("TorchServe does not serve %s and refuses registration (model API "
+                                "off): load it at start (load_models)", self.model)
                 log.warning("TorchServe registration answered %s: %s", resp.status_code, resp.text[:300])
             except requests.RequestException as err:
                 log.info("TorchServe not reachable yet: %s", err)

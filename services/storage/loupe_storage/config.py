@@ -15,4 +15,7 @@ class StorageConfig(ListenAddress):
     s3_secret_key: str = env_field("LOUPE_S3_SECRET_KEY", doc="S3 secret key")
     s3_bucket: str = env_field("LOUPE_S3_BUCKET", "loupe", "bucket holding everything")
     s3_secure: bool = env_field("LOUPE_S3_SECURE", False, "use TLS to reach S3")
+    internal_secret: str = env_field(
+        "LOUPE_INTERNAL_SECRET",
+        doc="per-install secret the internal credentials of Loupe's services derive from (required)")
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

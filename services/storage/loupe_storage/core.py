@@ -25,6 +25,11 @@ log = logging.getLogger(__name__)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _KEY = re.compile(r"^(artifacts|features|exports|models)/[A-Za-z0-9._\-/]+$")
+#: A prefix delete names one project (storage_keys: every project's keys sit below
+#: `{root}{project}/`, features below `features/{feature_id}/{project}/`): never a whole root.
+_PROJECT_PREFIX = re.compile(
+    r"^(artifacts|exports|models|features/[A-Za-z0-9._\-]+)/"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/")
 #: Longest side of the derived variants (Custom Vision: resized ≈ 1024 px, thumbnail ≈ 200 px).
 VARIANT_SIZES = {"resized": 1024, "thumbnail": 200}
 
@@ -39,9 +44,11 @@ def _check_sha(sha: str) -> None:
         raise BadRequest(f"invalid image hash {sha!r}", "BadRequestInvalidIds")
 
 
-def _check_key(key: str) -> None:
+def check_key(key: str) -> None:
+    """Raises BadRequest unless `key` is a well-formed key of an object root."""
     if not _KEY.match(key or "") or ".." in key:
         raise BadRequest(f"invalid object key {key!r}")
+
 
 
 class Store:
@@ -127,20 +134,22 @@ class Store:
 
     # ---------------------------------------------------------------- objects
     def put_object(self, key: str, data: bytes, content_type: str) -> int:
-        _check_key(key)
+        check_key(key)
         self._write(key, data, content_type or "application/octet-stream")
         return len(data)
 
     def get_object(self, key: str) -> tuple[bytes, str]:
-        _check_key(key)
+        check_key(key)
         return self._read(key)
 
     def delete_objects(self, keys: list[str], prefix: str = "") -> int:
         for key in keys:
-            _check_key(key)
+            check_key(key)
         deleted = self._delete_keys(keys)
         if prefix:
-            _check_key(prefix.rstrip("/") + "/x")
+            check_key(prefix.rstrip("/") + "/x")
+            if not _PROJECT_PREFIX.match(prefix):
+                raise BadRequest(f"prefix {prefix!r} does not name one project's objects")
             deleted += self._delete_prefix(prefix)
         return deleted
 

@@ -10,6 +10,8 @@ from minio import Minio
 
 from loupe.v1 import storage_pb2, storage_pb2_grpc
 from loupe_common.grpcserver import BuiltServer, create_server
+from loupe_common.internal_auth import Policy
+from loupe_storage import access
 from loupe_storage.config import StorageConfig
 from loupe_storage.core import Store
 from loupe_storage.servicer import StorageServicer
@@ -61,5 +63,6 @@ def build_server(config: StorageConfig, deps: StorageDeps | None = None) -> Buil
     server, port, health = create_server(
         [lambda s: storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(store), s)],
         host=config.host, port=config.port, service_names=[SERVICE_NAME],
+        auth=Policy(config.internal_secret, access.ALLOW),
     )
     return BuiltServer(server, port, health, "storage")

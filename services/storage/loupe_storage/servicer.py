@@ -1,9 +1,12 @@
-"""gRPC servicer: protobuf in, core call, protobuf out."""
+"""gRPC servicer: protobuf in, core call, protobuf out; object keys checked against the
+caller's roots (access.OBJECT_ROOTS) first."""
 from __future__ import annotations
 
 from loupe.v1 import storage_pb2 as pb
 from loupe.v1 import storage_pb2_grpc as pbg
-from loupe_storage.core import Store
+from loupe_common.internal_auth import role_of
+from loupe_storage.access import check_keys
+from loupe_storage.core import Store, check_key
 
 _VARIANTS = {
     pb.IMAGE_VARIANT_UNSPECIFIED: "original",
@@ -30,12 +33,24 @@ class StorageServicer(pbg.StorageServiceServicer):
         return pb.DeleteImageDataResponse(deleted=n)
 
     def PutObject(self, request, context):
+        _check_allowed("PutObject", context, [request.key])
         n = self.store.put_object(request.key, request.data, request.content_type)
         return pb.PutObjectResponse(size_bytes=n)
 
     def GetObject(self, request, context):
+        _check_allowed("GetObject", context, [request.key])
         data, ctype = self.store.get_object(request.key)
         return pb.GetObjectResponse(data=data, content_type=ctype)
 
     def DeleteObjects(self, request, context):
+        _check_allowed("DeleteObjects", context,
+                       list(request.keys) + ([request.prefix] if request.prefix else []))
         return pb.DeleteObjectsResponse(deleted=self.store.delete_objects(list(request.keys), request.prefix))
+
+
+def _check_allowed(method: str, context, keys: list[str]) -> None:
+    """A malformed key is INVALID_ARGUMENT whoever asks; a well-formed one outside the caller's
+    roots PERMISSION_DENIED."""
+    for key in keys:
+        check_key(key if not key.endswith("/") else key + "x")
+    check_keys(method, role_of(context.invocation_metadata()), keys)

@@ -16,4 +16,7 @@ class TrainingConfig(ListenAddress):
     model_cache: str = env_field("LOUPE_MODEL_CACHE", "", "folder for the exported backbone (default ~/.cache/loupe/models)")
     trainer_id: str = env_field("LOUPE_TRAINER_ID", "", "name of this trainer (default host-pid)")
     threads: int = env_field("LOUPE_TRAINING_THREADS", 2, "compute threads for feature extraction")
+    internal_secret: str = env_field(
+        "LOUPE_INTERNAL_SECRET",
+        doc="per-install secret the internal credentials of Loupe's services derive from (required)")
     log_level: str = env_field("LOUPE_LOG_LEVEL", "INFO", "log level")

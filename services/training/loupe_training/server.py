@@ -17,10 +17,12 @@ from loupe.v1 import metadata_pb2_grpc, storage_pb2_grpc, training_pb2, training
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
 from loupe_common.grpcserver import BuiltServer, create_server
+from loupe_common.internal_auth import TRAINING, Policy, credential
 from loupe_model.backbone import get_backbone, make_embedder
 from loupe_training.config import TrainingConfig
 from loupe_training.core import BACKBONE, Trainer
 from loupe_training.export import Exporter
+from loupe_training import access
 from loupe_training.servicer import TrainingServicer
 from loupe_training.worker import JobConsumer
 
@@ -68,8 +70,10 @@ class TrainingDeps:
 def connect(config: TrainingConfig) -> TrainingDeps:
     """The collaborators of `config`: service clients, the embedder (exports the backbone to
     ONNX on a cold cache) and a Kafka producer."""
-    metadata = ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub)
-    storage = ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, timeout=120)
+    cred = credential(config.internal_secret, TRAINING)
+    metadata = ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred)
+    storage = ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, timeout=120,
+                            credential=cred)
     embedder = make_embedder(get_backbone(BACKBONE), config.model_cache or None, threads=config.threads)
     return TrainingDeps(metadata, storage, embedder, lk.producer(config.kafka_bootstrap))
 
@@ -103,6 +107,7 @@ def build_server(config: TrainingConfig, deps: TrainingDeps | None = None) -> Bu
         server, port, health = create_server(
             [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(servicer, s)],
             host=config.host, port=config.port, service_names=[SERVICE_NAME],
+            auth=Policy(config.internal_secret, access.ALLOW),
         )
     except Exception:
         if owned:

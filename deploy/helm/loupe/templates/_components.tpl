@@ -63,6 +63,7 @@ env:
     value: {{ $v.rateLimit.perSecond | quote }}
   - name: LOUPE_RATE_LIMIT_BURST
     value: {{ $v.rateLimit.burst | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.metadata" -}}
@@ -96,6 +97,7 @@ env:
   - name: LOUPE_QUOTA_IMAGES_PER_PROJECT
     value: {{ $v.quotas.imagesPerProject | quote }}
   {{- include "loupe.env.postgres" . | nindent 2 }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.storage" -}}
@@ -119,6 +121,7 @@ env:
   - name: LOUPE_METRICS_PORT
     value: {{ $v.metricsPort | quote }}
   {{- include "loupe.env.s3" . | nindent 2 }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.training" -}}
@@ -150,6 +153,7 @@ env:
     value: {{ $v.modelCache.path | quote }}
   - name: LOUPE_TRAINING_THREADS
     value: {{ $v.threads | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 volumes:
   - name: model-cache
     emptyDir:
@@ -212,6 +216,7 @@ env:
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "metadata") | quote }}
   - name: LOUPE_STORAGE_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "storage") | quote }}
+  {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.torchserve" -}}

@@ -233,6 +233,23 @@ securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end }}
 
+{{/* The Secret holding the internal secret (LOUPE_INTERNAL_SECRET), and its key. */}}
+{{- define "loupe.internal.secretName" -}}
+{{- .Values.internalAuth.existingSecret | default (include "loupe.componentName" (dict "root" . "name" "internal")) -}}
+{{- end }}
+{{- define "loupe.internal.secretKey" -}}
+{{- if .Values.internalAuth.existingSecret }}{{ .Values.internalAuth.existingSecretKey }}{{ else }}internal-secret{{ end -}}
+{{- end }}
+
+{{/* Env entry of every Loupe service: the internal secret its credentials derive from. */}}
+{{- define "loupe.env.internal" -}}
+- name: LOUPE_INTERNAL_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "loupe.internal.secretName" . }}
+      key: {{ include "loupe.internal.secretKey" . }}
+{{- end }}
+
 {{/* Loupe's own Secret (URL signing secret, the first account's id and keys). */}}
 {{- define "loupe.auth.secretName" -}}
 {{- .Values.auth.existingSecret | default (include "loupe.componentName" (dict "root" . "name" "auth")) -}}
