@@ -10,6 +10,7 @@ import pytest
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
+from loupe_common import internal_auth
 from loupe_common.clients import ServiceClient
 from loupe_common.config import load
 from loupe_common.errors import BadRequest
@@ -22,14 +23,16 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
-def md(postgres_dsn):
+def md(postgres_dsn, internal_secret, credentials):
     migrate(postgres_dsn)
     built = build_server(load(MetadataConfig, {
         "LOUPE_POSTGRES_DSN": postgres_dsn, "LOUPE_METADATA_ADDR": "127.0.0.1:0",
+        "LOUPE_INTERNAL_SECRET": internal_secret,
         "LOUPE_QUOTA_PROJECTS_PER_ACCOUNT": "3", "LOUPE_QUOTA_TAGS_PER_PROJECT": "2",
         "LOUPE_QUOTA_IMAGES_PER_PROJECT": "5"}))
     built.start()
-    client = ServiceClient(f"127.0.0.1:{built.port}", MetadataServiceStub, timeout=10)
+    client = ServiceClient(f"127.0.0.1:{built.port}", MetadataServiceStub, timeout=10,
+                           credential=credentials[internal_auth.GATEWAY])
     yield client
     client.close()
     built.stop(None)

@@ -12,11 +12,15 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from PIL import Image
 
+from internal_clients import ByRole
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
+from loupe.v1.storage_pb2_grpc import StorageServiceStub
+from loupe_common import internal_auth
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import NotFound
+from loupe_metadata import access as metadata_access
 from loupe_prediction import retention as ret
 from loupe_prediction.retention import PredictionRetention
 
@@ -26,10 +30,22 @@ DAY = 86400.0
 
 
 @pytest.fixture(scope="module")
-def md(metadata_addr):
-    client = ServiceClient(metadata_addr, MetadataServiceStub, timeout=30)
+def md(metadata_addr, credentials):
+    """The metadata service as each role calls it (the gateway sets up, the recorder records)."""
+    client = ByRole(metadata_addr, MetadataServiceStub, credentials, metadata_access.ALLOW)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def retention_clients(metadata_addr, storage_addr, credentials):
+    """metadata and storage as the prediction service (whose loop retention is) calls them."""
+    cred = credentials[internal_auth.PREDICTION]
+    md = ServiceClient(metadata_addr, MetadataServiceStub, timeout=30, credential=cred)
+    st = ServiceClient(storage_addr, StorageServiceStub, timeout=30, credential=cred)
+    yield md, st
+    md.close()
+    st.close()
 
 
 def _png(i: int) -> bytes:
@@ -55,7 +71,8 @@ def _stored(storage, project_id: str, sha: str) -> bool:
         return False
 
 
-def test_predictions_past_the_period_go_with_the_bytes_nothing_else_uses(md, storage_client, monkeypatch):
+def test_predictions_past_the_period_go_with_the_bytes_nothing_else_uses(md, storage_client, retention_clients,
+                                                                        monkeypatch):
     account = md.CreateAccount(mpb.CreateAccountRequest(name="retention")).account
     project = md.CreateProject(mpb.CreateProjectRequest(account_id=account.id, name="r")).project.id
     ids = {"account_id": account.id, "project_id": project}
@@ -72,7 +89,7 @@ def test_predictions_past_the_period_go_with_the_bytes_nothing_else_uses(md, sto
     _record(md, project, sha[3], 60)
     recent_same = _record(md, project, sha[3], 1)
     monkeypatch.setattr(ret, "BATCH", 1)  # several batches in one pass
-    passes = PredictionRetention(md, storage_client, 30, threading.Event())
+    passes = PredictionRetention(*retention_clients, 30, threading.Event())
     assert passes.run_once() >= 3
     left = {p.id for p in md.ListPredictions(mpb.ListPredictionsRequest(**ids)).predictions}
     assert left == {kept, recent_same}
@@ -81,5 +98,5 @@ def test_predictions_past_the_period_go_with_the_bytes_nothing_else_uses(md, sto
     assert passes.run_once() == 0  # nothing more is due
 
 
-def test_zero_days_keeps_everything(md, storage_client):
-    assert PredictionRetention(md, storage_client, 0, threading.Event()).run_once() == 0
+def test_zero_days_keeps_everything(retention_clients):
+    assert PredictionRetention(*retention_clients, 0, threading.Event()).run_once() == 0

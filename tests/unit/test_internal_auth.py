@@ -97,9 +97,10 @@ def test_who_may_do_what_in_the_tables():
     md = metadata_access.ALLOW[metadata_access.SERVICE_NAME]
     assert md["CreateAccount"] == md["ResolveKey"] == {ia.GATEWAY}
     assert md["GetTrainingSet"] == md["ReportProgress"] == {ia.TRAINING}
-    assert md["RecordPrediction"] == {ia.PREDICTION}
+    assert md["RecordPrediction"] == md["ExpirePredictions"] == {ia.PREDICTION}
     st = storage_access.ALLOW[storage_access.SERVICE_NAME]
-    assert st["DeleteImageData"] == {ia.GATEWAY}
+    # The gateway deletes for users; the prediction service's retention, expired images.
+    assert st["DeleteImageData"] == {ia.GATEWAY, ia.PREDICTION}
     assert ia.PREDICTION not in st["PutObject"] | st["DeleteObjects"]
     for allow in (training_access.ALLOW, prediction_access.ALLOW):
         assert all(roles == {ia.GATEWAY} for roles in next(iter(allow.values())).values())
