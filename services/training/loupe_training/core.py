@@ -290,7 +290,7 @@ class Trainer:
                 chunk = missing[first:first + FEATURE_CHUNK]
                 data = list(pool.map(image, chunk))
                 try:
-                    computed = embed_images(self.embedder, data, batch_size=FEATURE_CHUNK)
+                    computed = embed_images(self.embedder, data)
                 except InvalidImage as exc:
                     raise InvalidImage(name_bad_image(str(exc), [images[i].image_id for i in chunk])) from exc
                 del data
