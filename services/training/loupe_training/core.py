@@ -111,9 +111,10 @@ def feature_key(project_id: str, sha256: str) -> str:
     return storage_keys.feature_key(get_backbone(BACKBONE).feature_id, project_id, sha256)
 
 
-#: Starts of one iteration's job that may end without the job finishing: each such start killed
-#: its trainer (out of memory, say) before the job could record an outcome. The start after
-#: them fails the iteration instead of killing another trainer.
+#: Starts of one iteration's job that may end without an outcome: a start that finishes records
+#: Completed or Failed, so each earlier start ended with its trainer (killed: out of memory, say;
+#: or stopped mid-job, which counts the same). The start after them fails the iteration instead
+#: of risking another trainer.
 MAX_ATTEMPTS = 3
 
 
