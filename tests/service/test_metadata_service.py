@@ -505,6 +505,18 @@ def test_training_set_is_frozen_and_finish_is_idempotent(md, account):
     assert not result.iteration.HasField("trained_at")
 
 
+def test_training_attempts_are_counted_while_training(md, account):
+    project, _cat, _dog = trainable(md, account)
+    iteration = project.train()
+    start = lambda iid: md.StartTrainingAttempt(pb.StartTrainingAttemptRequest(iteration_id=iid)).attempts
+    assert [start(iteration.id) for _ in range(3)] == [1, 2, 3]
+    project.finish(iteration.id, "Failed", error_message="x")
+    assert start(iteration.id) == 0  # no longer Training: nothing to start
+    expect("NotFoundIteration", NotFound, start, str(uuid.uuid4()))
+    # Each iteration counts its own starts.
+    assert start(project.train(force_train=True).id) == 1
+
+
 def test_publish_unpublish_and_delete_published(md, account):
     project, cat, _ = trainable(md, account)
     first = project.train()

@@ -214,6 +214,18 @@ class BuiltServer:
     name: str
     before_start: Callable[[], None] = _nothing
     after_stop: Callable[[], None] = _nothing
+    #: Set to stop the service: by `run`'s signal handler, or by `fail`.
+    stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
+    #: Why the service failed ("" while it works; see `fail`).
+    failure: str = ""
+
+    def fail(self, reason: str) -> None:
+        """The service's own background work died and it cannot go on: health turns
+        NOT_SERVING at once (a liveness probe sees it) and `run` stops the process with
+        status 1, so the supervisor (supervisord, the kubelet) starts a fresh one."""
+        self.failure = reason
+        self.health.enter_graceful_shutdown()
+        self.stopping.set()
 
     def start(self) -> None:
         self.before_start()
@@ -243,25 +255,27 @@ def run(build: Callable[[C], BuiltServer], config: C, grace_seconds: float = GRA
             `log_level` are read here.
         grace_seconds: how long calls in flight may take after the signal.
     Returns:
-        0, the process's exit status.
+        the process's exit status: 0 after a signal, 1 when the service failed
+        (`BuiltServer.fail`).
     """
     setup_logging(config.log_level)
-    stop = threading.Event()
+    built = build(config)
 
     def _handle(signum, _frame):
         log.info("signal %s: stopping", signum)
-        stop.set()
+        built.stopping.set()
 
-    built = build(config)
     host = config.addr.rsplit(":", 1)[0]
     start_metrics(config.metrics_port, host)
     signal.signal(signal.SIGTERM, _handle)
     signal.signal(signal.SIGINT, _handle)
     built.start()
     log.info("%s service listening on %s:%d", built.name, host, built.port)
-    stop.wait()
+    built.stopping.wait()
+    if built.failure:
+        log.error("%s service failed (%s): exiting", built.name, built.failure)
     built.stop(grace_seconds)
-    return 0
+    return 1 if built.failure else 0
 
 
 def wait_for_channel(channel: grpc.Channel, timeout: float = 30.0) -> None:

@@ -20,6 +20,7 @@ ALLOW = {SERVICE_NAME: table(
     UpdateImageMetadata=G,
     CreateIteration=G, GetIteration=G, ListIterations=G, DeleteIteration=G, UpdateIteration=G,
     GetTrainingSet=(TRAINING,),
+    StartTrainingAttempt=(TRAINING,),  # counts a job's starts, so one that crashes 3 times fails
     ReportProgress=(TRAINING,),
     # The gateway fails an iteration whose job Kafka refused; the trainer finishes the rest.
     FinishIteration=(GATEWAY, TRAINING),

@@ -227,6 +227,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
                                    request.eta_seconds)
         return pb.ReportProgressResponse()
 
+    def StartTrainingAttempt(self, request, context):
+        return pb.StartTrainingAttemptResponse(
+            attempts=self._core.training.start_training_attempt(request.iteration_id))
+
     def FinishIteration(self, request, context):
         iteration, already = self._core.training.finish_iteration(
             request.iteration_id,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -93,10 +94,34 @@ def training_seed(tset: mpb.GetTrainingSetResponse) -> int:
 
 # Storage calls in flight at once while gathering a training set's features and images.
 STORAGE_CONCURRENCY = 8
+#: Uncached images read and embedded at a time (one backbone batch): what bounds a trainer's
+#: memory, not the size of the training set (bench/training_memory.py measures it).
+FEATURE_CHUNK = 32
+
+
+def name_bad_image(message: str, image_ids: list[str]) -> str:
+    """`embed_images`' "image <i>: …" (an index in one chunk) with the image's id instead."""
+    match = re.match(r"image (\d+): ", message)
+    if match and int(match.group(1)) < len(image_ids):
+        return f"image {image_ids[int(match.group(1))]}: {message[match.end():]}"
+    return message
 
 
 def feature_key(project_id: str, sha256: str) -> str:
     return storage_keys.feature_key(get_backbone(BACKBONE).feature_id, project_id, sha256)
+
+
+#: Starts of one iteration's job that may end without an outcome: a start that finishes records
+#: Completed or Failed, so each earlier start ended with its trainer (killed: out of memory, say;
+#: or stopped mid-job, which counts the same). The start after them fails the iteration instead
+#: of risking another trainer.
+MAX_ATTEMPTS = 3
+
+
+def crashed_message(crashes: int) -> str:
+    """The error recorded on an iteration whose job killed its trainer `crashes` times."""
+    return (f"training crashed its worker {crashes} times (each start ended without a result);"
+            " the iteration is failed instead of being started again")
 
 
 def eta_seconds(elapsed: float, percent: float) -> float:
@@ -118,6 +143,8 @@ class Trainer:
         self.publish_event = publish_event or (lambda event: None)
         self.current_iteration = ""
         self.jobs_completed = 0
+        # The iteration whose start this process has counted, and the count (_count_attempt).
+        self._counted, self._counted_attempts = "", 0
 
     def _progress(self, job: tpb.TrainingJob, stage: str, percent: float, started: float, message: str = "") -> None:
         """Publishes progress and records it on the iteration.
@@ -158,18 +185,41 @@ class Trainer:
         if tset.iteration.status != "Training":
             log.info("iteration %s is %s: nothing to do", job.iteration_id, tset.iteration.status)
             return JobOutcome("Skipped", tset.iteration.status)
-        self.current_iteration = job.iteration_id
         started = time.monotonic()
+        try:
+            attempts = self._count_attempt(job)
+        except NotFound:
+            return JobOutcome("Skipped", "iteration deleted")
+        if attempts == 0:
+            return JobOutcome("Skipped", "finished elsewhere")
+        if attempts > MAX_ATTEMPTS:
+            return self._fail(job, crashed_message(attempts - 1), started)
+        self.current_iteration = job.iteration_id
         try:
             return self._train(job, tset, started)
         except Cancelled:
             return self._cancelled(job, started)
         except Unavailable:
             raise
-        except (LoupeError, InvalidImage, ValueError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever breaks a job fails its iteration, not the trainer
+            if not isinstance(err, (LoupeError, InvalidImage, ValueError)):
+                log.exception("iteration %s: unexpected error", job.iteration_id)
             return self._fail(job, f"{type(err).__name__}: {err}", started)
         finally:
             self.current_iteration = ""
+
+    def _count_attempt(self, job: tpb.TrainingJob) -> int:
+        """Records that this trainer starts the job (see `MAX_ATTEMPTS`) and returns the count.
+
+        A job retried in this process (a backend was unavailable) is counted once: only a new
+        process, the one that got the job after its trainer died, counts again.
+        """
+        if self._counted == job.iteration_id:
+            return self._counted_attempts
+        attempts = self.metadata.StartTrainingAttempt(
+            mpb.StartTrainingAttemptRequest(iteration_id=job.iteration_id)).attempts
+        self._counted, self._counted_attempts = job.iteration_id, attempts
+        return attempts
 
     def _cancelled(self, job: tpb.TrainingJob, started: float) -> JobOutcome:
         log.info("iteration %s was deleted while training: cancelled after %.1f s",
@@ -206,7 +256,9 @@ class Trainer:
 
         The per-image storage calls (cache look-ups, image reads, cache writes) are issued
         `STORAGE_CONCURRENCY` at a time: each is a small round trip, and one after another
-        they were most of a retraining's time.
+        they were most of a retraining's time. Uncached images are read, embedded and their
+        features stored `FEATURE_CHUNK` at a time, so a job holds that many encoded images at
+        most, whatever the size of its training set.
         """
         dim = self.embedder.feature_dim
         feats = np.zeros((len(images), dim), dtype=np.float32)
@@ -219,6 +271,15 @@ class Trainer:
             vec = np.load(io.BytesIO(raw), allow_pickle=False)
             return vec if vec.shape == (dim,) else None
 
+        def image(i: int) -> bytes:
+            return self.storage.GetImage(spb.GetImageRequest(project_id=job.project_id, sha256=images[i].sha256)).data
+
+        def store(i: int, vec: np.ndarray) -> None:
+            buf = io.BytesIO()
+            np.save(buf, vec, allow_pickle=False)
+            self.storage.PutObject(spb.PutObjectRequest(
+                key=feature_key(job.project_id, images[i].sha256), data=buf.getvalue()))
+
         missing: list[int] = []
         with ThreadPoolExecutor(STORAGE_CONCURRENCY) as pool:
             for i, vec in enumerate(pool.map(cached, images)):
@@ -226,25 +287,17 @@ class Trainer:
                     missing.append(i)
                 else:
                     feats[i] = vec
-            if missing:
-                data = list(pool.map(
-                    lambda i: self.storage.GetImage(
-                        spb.GetImageRequest(project_id=job.project_id, sha256=images[i].sha256)).data,
-                    missing))
-                computed = embed_images(
-                    self.embedder, data,
-                    progress=lambda done, total: self._progress(job, "features", 80.0 * done / total, started),
-                )
+            for first in range(0, len(missing), FEATURE_CHUNK):
+                chunk = missing[first:first + FEATURE_CHUNK]
+                data = list(pool.map(image, chunk))
+                try:
+                    computed = embed_images(self.embedder, data)
+                except InvalidImage as exc:
+                    raise InvalidImage(name_bad_image(str(exc), [images[i].image_id for i in chunk])) from exc
                 del data
-                feats[missing] = computed
-
-                def store(i: int, vec: np.ndarray) -> None:
-                    buf = io.BytesIO()
-                    np.save(buf, vec, allow_pickle=False)
-                    self.storage.PutObject(spb.PutObjectRequest(
-                        key=feature_key(job.project_id, images[i].sha256), data=buf.getvalue()))
-
-                list(pool.map(store, missing, computed))
+                feats[chunk] = computed
+                list(pool.map(store, chunk, computed))
+                self._progress(job, "features", 80.0 * (first + len(chunk)) / len(missing), started)
         log.info("features: %d cached, %d computed", len(images) - len(missing), len(missing))
         return feats
 

@@ -53,6 +53,8 @@ class TrainingDeps:
         producer: the Kafka producer of training events.
         consume_jobs: whether to consume training jobs from Kafka; a test of the gRPC API
             alone leaves the jobs to the stack's own trainer.
+        consumer_options: keyword arguments of `JobConsumer` (topic, group,
+            max_poll_interval_ms): a test consumes its own topic, apart from the stack's trainer.
     """
 
     metadata: ServiceClient
@@ -60,6 +62,7 @@ class TrainingDeps:
     embedder: object
     producer: KafkaProducer
     consume_jobs: bool = True
+    consumer_options: dict = dataclasses.field(default_factory=dict)
 
     def close(self) -> None:
         self.producer.close(timeout=5)
@@ -98,7 +101,17 @@ def build_server(config: TrainingConfig, deps: TrainingDeps | None = None) -> Bu
 
     trainer = Trainer(deps.metadata, deps.storage, deps.embedder, trainer_id, publish)
     stop = threading.Event()
-    consumer = JobConsumer(config.kafka_bootstrap, trainer, stop) if deps.consume_jobs else None
+    built: BuiltServer | None = None
+
+    def consumer_died(reason: str) -> None:
+        # A trainer without its consumer takes no jobs: NOT_SERVING and exit, so the
+        # supervisor (supervisord's autorestart, the chart's liveness probe) replaces it.
+        if built is not None:
+            built.fail(reason)
+
+    consumer = (JobConsumer(config.kafka_bootstrap, trainer, stop, on_death=consumer_died,
+                            **deps.consumer_options)
+                if deps.consume_jobs else None)
     thread = threading.Thread(target=consumer.run, name="job-consumer", daemon=True) if consumer else None
     device = device_name()
     servicer = TrainingServicer(trainer, device, Exporter(deps.storage, config.model_cache or None),
@@ -127,4 +140,5 @@ def build_server(config: TrainingConfig, deps: TrainingDeps | None = None) -> Bu
         if owned:
             deps.close()
 
-    return BuiltServer(server, port, health, "training", before_start, after_stop)
+    built = BuiltServer(server, port, health, "training", before_start, after_stop)
+    return built

@@ -751,6 +751,18 @@ class ReportProgressResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class StartTrainingAttemptRequest(_message.Message):
+    __slots__ = ("iteration_id",)
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...
+
+class StartTrainingAttemptResponse(_message.Message):
+    __slots__ = ("attempts",)
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    attempts: int
+    def __init__(self, attempts: _Optional[int] = ...) -> None: ...
+
 class FinishIterationRequest(_message.Message):
     __slots__ = ("iteration_id", "status", "artifact_key", "error_message", "evaluation", "performance", "training_seconds", "evaluation_image_ids")
     ITERATION_ID_FIELD_NUMBER: _ClassVar[int]

@@ -159,6 +159,11 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ReportProgressRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ReportProgressResponse.FromString,
                 _registered_method=True)
+        self.StartTrainingAttempt = channel.unary_unary(
+                '/loupe.v1.MetadataService/StartTrainingAttempt',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptResponse.FromString,
+                _registered_method=True)
         self.FinishIteration = channel.unary_unary(
                 '/loupe.v1.MetadataService/FinishIteration',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.FinishIterationRequest.SerializeToString,
@@ -391,6 +396,15 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartTrainingAttempt(self, request, context):
+        """Counts one more start of a Training iteration's job by a trainer (durably, so a trainer
+        killed by its job is counted too) and returns the count; 0 when the iteration is no
+        longer Training. NOT_FOUND when it was deleted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FinishIteration(self, request, context):
         """Ends a Training iteration as Completed (with artifact and performance) or Failed (with a
         reason). Idempotent: finishing an iteration that is already finished changes nothing and
@@ -584,6 +598,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ReportProgress,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ReportProgressRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ReportProgressResponse.SerializeToString,
+            ),
+            'StartTrainingAttempt': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTrainingAttempt,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptResponse.SerializeToString,
             ),
             'FinishIteration': grpc.unary_unary_rpc_method_handler(
                     servicer.FinishIteration,
@@ -1306,6 +1325,33 @@ class MetadataService:
             '/loupe.v1.MetadataService/ReportProgress',
             loupe_dot_v1_dot_metadata__pb2.ReportProgressRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ReportProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTrainingAttempt(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/StartTrainingAttempt',
+            loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.StartTrainingAttemptResponse.FromString,
             options,
             channel_credentials,
             insecure,

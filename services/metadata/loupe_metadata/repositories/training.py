@@ -84,6 +84,29 @@ class TrainingRepository(Repository):
             ).fetchone():
                 raise not_found_iteration(iteration_id)
 
+    def start_training_attempt(self, iteration_id: str) -> int:
+        """Counts one more start of a Training iteration's job and returns the count.
+
+        The count lives in the database, not in the trainer or in Kafka, so a start whose
+        trainer was SIGKILLed (out of memory, say) is still counted when the job is redelivered.
+
+        Returns:
+            the starts so far, this one included; 0 when the iteration is no longer Training.
+        Raises:
+            NotFound: the iteration was deleted.
+        """
+        with self._db.transaction() as cur:
+            row = cur.execute(
+                "UPDATE iterations SET training_attempts = training_attempts + 1"
+                " WHERE id = %s AND status = 'Training' RETURNING training_attempts",
+                (parse_uuid(iteration_id),),
+            ).fetchone()
+            if row is not None:
+                return int(row["training_attempts"])
+            if not cur.execute("SELECT 1 FROM iterations WHERE id = %s", (parse_uuid(iteration_id),)).fetchone():
+                raise not_found_iteration(iteration_id)
+            return 0
+
     def finish_iteration(
         self,
         iteration_id: str,
