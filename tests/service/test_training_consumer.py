@@ -18,13 +18,14 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
 
+from internal_clients import ByRole
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import metadata_pb2_grpc
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import training_pb2 as tpb
 from loupe_common import config as cfg
 from loupe_common import kafka as lk
-from loupe_common.clients import ServiceClient
+from loupe_metadata import access as metadata_access
 from loupe_training.config import TrainingConfig
 from loupe_training.core import MAX_ATTEMPTS
 from loupe_training.server import SERVICE_NAME, build_server, connect
@@ -33,8 +34,9 @@ pytestmark = pytest.mark.service
 
 
 @pytest.fixture(scope="module")
-def metadata(metadata_addr):
-    client = ServiceClient(metadata_addr, metadata_pb2_grpc.MetadataServiceStub)
+def metadata(metadata_addr, credentials):
+    """The test's own metadata calls (set-up as the gateway would, attempts as a trainer)."""
+    client = ByRole(metadata_addr, metadata_pb2_grpc.MetadataServiceStub, credentials, metadata_access.ALLOW)
     yield client
     client.close()
 
