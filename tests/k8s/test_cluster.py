@@ -4,6 +4,7 @@ trainer deleted mid-job, the bundled infrastructure restarted."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import threading
 import time
@@ -304,3 +305,39 @@ def test_the_cluster_stopped_and_started_again_keeps_everything(cluster, k8s_api
     assert [i["id"] for i in got] == [image_id]
     assert requests.get(got[0]["originalImageUri"], timeout=30).content == buf.getvalue()
     assert k8s_api.predict(f"/{project['id']}/classify/iterations/k8s/image/nostore", images[0])["predictions"]
+
+
+_UNCREDENTIALED_CALLS = """
+import json, sys
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from loupe.v1 import metadata_pb2, metadata_pb2_grpc
+out = {}
+for target in sys.argv[1].split(","):
+    channel = grpc.insecure_channel(target)
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    out[target] = {"health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}
+    if "metadata" in target:
+        stub = metadata_pb2_grpc.MetadataServiceStub(channel)
+        for name, metadata in (("none", ()), ("forged", (("x-loupe-internal", "gateway.00"),))):
+            try:
+                stub.ListProjects(metadata_pb2.ListProjectsRequest(account_id="x"), timeout=10,
+                                  metadata=metadata)
+                out[target][name] = "OK"
+            except grpc.RpcError as err:
+                out[target][name] = err.code().name
+print(json.dumps(out))
+"""
+
+
+def test_internal_servers_refuse_a_pod_without_the_credential(cluster, k8s_env):
+    """From inside the cluster (a gateway pod, which NetworkPolicies let reach metadata), a call
+    without Loupe's internal credential, or with a forged one, is refused; health stays open."""
+    targets = k8s_env["LOUPE_GRPC_INTERNAL_TARGETS"]
+    assert len(targets.split(",")) == 4, targets
+    pod = cluster.pods("gateway")[0]
+    out = json.loads(cluster.kubectl("exec", pod, "--", "python", "-c", _UNCREDENTIALED_CALLS, targets,
+                                     timeout=120).strip().splitlines()[-1])
+    assert all(v["health"] == "SERVING" for v in out.values()), out
+    (metadata,) = [v for k, v in out.items() if "metadata" in k]
+    assert metadata["none"] == metadata["forged"] == "UNAUTHENTICATED", out

@@ -162,12 +162,26 @@ def secret_values(cluster: Cluster, name: str) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in json.loads(r.stdout)["data"].items()}
 
 
+def internal_targets(cluster: Cluster) -> list[str]:
+    """host:port in the cluster of every internal gRPC server (their Services' gRPC ports)."""
+    out = []
+    for name in ("metadata", "storage", "training", "prediction"):
+        svc = json.loads(cluster.kubectl("-n", NAMESPACE, "get", "service", f"{RELEASE}-{name}",
+                                         "-o", "json").stdout)
+        port = svc["spec"]["ports"][0]["port"]  # the gRPC port first, then metrics
+        out.append(f"{RELEASE}-{name}.{NAMESPACE}.svc.cluster.local:{port}")
+    return out
+
+
 def write_env(cluster: Cluster) -> dict[str, str]:
     L = cluster.layout
     auth = secret_values(cluster, f"{RELEASE}-auth")
     values = {
         "LOUPE_ENDPOINT": f"http://127.0.0.1:{GATEWAY_NODE_PORT}",
         "LOUPE_GRPC_ENDPOINT": f"127.0.0.1:{GATEWAY_GRPC_NODE_PORT}",
+        # In-cluster addresses (from a pod, or `kubectl port-forward svc/...`): credential
+        # required, health and reflection open.
+        "LOUPE_GRPC_INTERNAL_TARGETS": ",".join(internal_targets(cluster)),
         "LOUPE_TRAINING_KEY": auth["training-key"],
         "LOUPE_PREDICTION_KEY": auth["prediction-key"],
         "LOUPE_PREDICTION_RESOURCE_ID": (f"/subscriptions/{auth['account-id']}/resourceGroups/loupe/providers/"
