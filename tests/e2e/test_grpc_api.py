@@ -117,7 +117,11 @@ def test_the_whole_flow_over_grpc(stubs, keys, trained, live_env):
     assert all(not e.finished for e in events[:-1])
     percents = [e.percent for e in events]
     assert percents == sorted(percents) and percents[-1] == 100.0
-    assert len(events) >= 3, [(e.stage, e.percent) for e in events]  # progress in between
+    # How many progress steps a poll catches depends on how fast this machine trains 16 images
+    # (idle: all of it between two polls); that every change is streamed is the unit test's
+    # (tests/unit/test_gateway_grpcapi.py::test_train_project_streams_every_progress_change...).
+    assert len(events) >= 2, [(e.stage, e.percent) for e in events]
+    assert all(e.iteration.id == iteration.id for e in events)
 
     got = training.GetIteration(api.GetIterationRequest(
         project_id=project.id, iteration_id=iteration.id), metadata=tkey).iteration

@@ -177,3 +177,51 @@ def test_predictions_are_ranked_highest_first():
     assert [p.tag_id for p in result.predictions] == ["b", "a"]
     err = convert.classify_error(BadRequest("nope", "BadRequestImageFormat"))
     assert (err.status, err.code, err.message) == ("INVALID_ARGUMENT", "BadRequestImageFormat", "nope")
+
+
+class _Context:
+    """What TrainProject asks of a grpc.ServicerContext."""
+
+    def __init__(self, metadata):
+        self._metadata = metadata
+
+    def invocation_metadata(self):
+        return self._metadata
+
+    def peer(self):
+        return "ipv4:127.0.0.1:5000"
+
+    def is_active(self):
+        return True
+
+
+class _Iterations:
+    """get_iteration answers the given states in turn (the trainer's progress, as polled)."""
+
+    def __init__(self, states):
+        self.states = list(states)
+
+    def get_iteration(self, account_id, project_id, iteration_id):
+        return self.states.pop(0)
+
+
+def test_train_project_streams_every_progress_change_it_sees_then_the_finished_iteration(
+        keys, config, monkeypatch):
+    from loupe_gateway.flows import iterations
+    from loupe_gateway.grpcapi.servicer import ApiContext, TrainingServicer
+
+    def state(status, stage="", percent=0.0):
+        return mpb.Iteration(id="00000000-0000-0000-0000-0000000000a1", name="Iteration 1", status=status,
+                             progress_stage=stage, progress_percent=percent)
+
+    polled = [state("Training", "features", 20.0), state("Training", "features", 20.0),  # unchanged
+              state("Training", "training", 60.0), state("Completed")]
+    monkeypatch.setattr(iterations, "train", lambda *a, **kw: state("Training", "queued"))
+    servicer = TrainingServicer(ApiContext(config, _Iterations(polled), keys, progress_poll_seconds=0))
+    events = list(servicer.TrainProject(
+        api.TrainProjectRequest(project_id="00000000-0000-0000-0000-00000000000c"),
+        _Context([("training-key", "tk")])))
+    assert [(e.stage, e.percent, e.finished) for e in events] == [
+        ("queued", 0.0, False), ("features", 20.0, False), ("training", 60.0, False),
+        ("Completed", 100.0, True)]
+    assert events[-1].iteration.status == "Completed"
