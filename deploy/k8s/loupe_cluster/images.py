@@ -158,6 +158,15 @@ class Images:
         loaded = self._ctr("images", "ls", "-q", capture_output=True, text=True).stdout.split()
         for ref in filter(stale, loaded):
             self._ctr("images", "rm", ref, capture_output=True)  # containers running keep their snapshots
+        # The kubelet also names each image it ran by its id (`sha256:...`): once the tag is
+        # gone, that name alone would keep the old image's 7 GB of content.
+        rows = [line.split() for line in self._ctr("images", "ls", capture_output=True,
+                                                   text=True).stdout.splitlines()[1:] if line.strip()]
+        tagged = {row[2] for row in rows if not row[0].startswith("sha256:")}
+        for row in rows:
+            if row[0].startswith("sha256:") and row[2] not in tagged:
+                log.info("removing the untagged image %s", row[0])
+                self._ctr("images", "rm", row[0], capture_output=True)
         current = self.work / "wheels" / tree_hash([REPO / "requirements.lock"])
         for folder in (self.work / "wheels").glob("*"):
             if folder != current:
