@@ -24,6 +24,7 @@ from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
 from loupe.v1.storage_pb2_grpc import StorageServiceStub
+from loupe_common import internal_auth
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import NotFound
 from loupe_model.datasets import load_fashion_mnist
@@ -217,9 +218,10 @@ def test_a_key_of_the_other_kind_is_permission_denied(stubs, keys):
         grpc.StatusCode.PERMISSION_DENIED, "Unauthorized")
 
 
-def test_another_accounts_project_is_not_found(live, stubs, trained):
+def test_another_accounts_project_is_not_found(live, stubs, trained, credentials):
     projects, training, prediction = stubs
-    metadata = ServiceClient(live.layout.addr("metadata"), MetadataServiceStub, timeout=10)
+    metadata = ServiceClient(live.layout.addr("metadata"), MetadataServiceStub, timeout=10,
+                             credential=credentials[internal_auth.GATEWAY])
     try:
         other = metadata.CreateAccount(mpb.CreateAccountRequest(name="grpc-other")).account
     finally:
@@ -257,7 +259,7 @@ def test_another_accounts_project_is_not_found(live, stubs, trained):
     assert status == grpc.StatusCode.NOT_FOUND and code.startswith("NotFound"), code
 
 
-def test_bad_uploads_are_invalid_argument_and_store_nothing(live, stubs, keys, trained):
+def test_bad_uploads_are_invalid_argument_and_store_nothing(live, stubs, keys, trained, credentials):
     projects, _training, _prediction = stubs
     tkey, _pkey = keys
     project = projects.CreateProject(api.CreateProjectRequest(
@@ -283,7 +285,8 @@ def test_bad_uploads_are_invalid_argument_and_store_nothing(live, stubs, keys, t
                                metadata=tkey).total == 0
     # Not even the bytes: the unknown-tag batch stored its images before AddImages refused it,
     # and removed them again.
-    storage = ServiceClient(live.layout.addr("storage"), StorageServiceStub, timeout=10)
+    storage = ServiceClient(live.layout.addr("storage"), StorageServiceStub, timeout=10,
+                            credential=credentials[internal_auth.GATEWAY])
     try:
         for data in good[:3]:
             with pytest.raises(NotFound):

@@ -11,14 +11,17 @@ import pytest
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import metadata_pb2_grpc
+from loupe_common import internal_auth
 from loupe_common.clients import ServiceClient
 from loupe_model.datasets import load_fashion_mnist
 
 pytestmark = pytest.mark.e2e
 
 
-def test_trainer_survives_a_kafka_crash_mid_job_and_trains_the_next_iteration(live, api):
-    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub)
+def test_trainer_survives_a_kafka_crash_mid_job_and_trains_the_next_iteration(live, api, credentials):
+    # Watched as the gateway would (it resolves keys and reads iterations).
+    metadata = ServiceClient(live.layout.addr("metadata"), metadata_pb2_grpc.MetadataServiceStub,
+                             credential=credentials[internal_auth.GATEWAY])
     try:
         pid = api.new_project(f"heal-{uuid.uuid4().hex[:6]}")["id"]
         images = load_fashion_mnist("train", (0, 1, 7), 60, seed=5)  # a job of a few seconds
