@@ -1,9 +1,8 @@
 """Builds the public gRPC API's server (loupe_common.grpcserver.create_server: grpc.health.v1
-included; server reflection when grpcio-reflection is installed). It authenticates callers by
+and server reflection included). It authenticates callers by
 their API keys (`auth.py`), never by Loupe's internal credentials."""
 from __future__ import annotations
 
-import logging
 from concurrent import futures
 
 from loupe.v1 import api_pb2, api_pb2_grpc
@@ -12,26 +11,10 @@ from loupe_gateway.grpcapi.servicer import (
     ApiContext, PredictionServicer, ProjectsServicer, TrainingServicer,
 )
 
-log = logging.getLogger(__name__)
-
 #: The public services' full names (health reports each SERVING).
 SERVICE_NAMES = tuple(s.full_name for s in api_pb2.DESCRIPTOR.services_by_name.values())
 #: Calls handled at once: streams (TrainProject, ClassifyStream) hold a thread each.
 MAX_WORKERS = 32
-
-
-def _reflection(names: tuple[str, ...]):
-    """A `register` callable adding server reflection, or None without grpcio-reflection."""
-    try:
-        from grpc_reflection.v1alpha import reflection
-    except ImportError:
-        log.info("grpcio-reflection is not installed: the public API serves no reflection")
-        return None
-    from grpc_health.v1 import health_pb2
-
-    full = names + (health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                    reflection.SERVICE_NAME)
-    return lambda server: reflection.enable_server_reflection(full, server)
 
 
 def build_server(ctx: ApiContext, host: str, port: int) -> BuiltServer:
@@ -52,9 +35,6 @@ def build_server(ctx: ApiContext, host: str, port: int) -> BuiltServer:
         lambda s: api_pb2_grpc.add_PredictionServicer_to_server(
             PredictionServicer(ctx, executor), s),
     ]
-    reflection = _reflection(SERVICE_NAMES)
-    if reflection is not None:
-        register.append(reflection)
     server, bound, health = create_server(register, host=host, port=port,
                                           max_workers=MAX_WORKERS, service_names=SERVICE_NAMES)
     return BuiltServer(server, bound, health, "public gRPC API",
