@@ -40,11 +40,15 @@ class Cluster:
     def component(self, name: str) -> str:
         return f"{self.release}-{name}"
 
-    def pods(self, component: str, ready_only: bool = True) -> list[str]:
+    def pods(self, component: str, ready_only: bool = True, terminating: bool = False) -> list[str]:
+        """The component's pods: the ready ones (or all that run), with those terminating
+        (deleted, still draining) only when `terminating`."""
         items = self.json("get", "pods", "-l", f"app.kubernetes.io/component={component}")["items"]
         names = []
         for pod in items:
             if pod["metadata"].get("deletionTimestamp"):
+                if terminating:
+                    names.append(pod["metadata"]["name"])
                 continue
             # Failed or Succeeded for good: e.g. a pod whose node stopped under it, which the
             # kubelet marks ContainerStatusUnknown; its ReplicaSet has replaced it.
@@ -60,10 +64,12 @@ class Cluster:
         """A pod's /metrics, through the API server's proxy (the test never dials a pod)."""
         return self.kubectl("get", "--raw", f"/api/v1/namespaces/{self.ns}/pods/{pod}:{port}/proxy/metrics")
 
-    def wait_ready(self, component: str, count: int, timeout: float = 600) -> list[str]:
+    def wait_ready(self, component: str, count: int, timeout: float = 600, settled: bool = False) -> list[str]:
+        """Waits until `count` pods of the component are ready and no others run (with
+        `settled`, none is left terminating either) and returns the ready ones."""
         deadline = time.monotonic() + timeout
         while True:
-            ready, every = self.pods(component), self.pods(component, ready_only=False)
+            ready, every = self.pods(component), self.pods(component, ready_only=False, terminating=settled)
             if len(ready) == count and len(every) == count:
                 return ready
             assert time.monotonic() < deadline, f"{component}: {len(ready)}/{count} ready: {every}"

@@ -144,7 +144,8 @@ def _delete_and_sigkill(cluster, pod: str) -> None:
 def test_a_trainer_deleted_mid_training_completes_the_iteration_exactly_once(cluster, k8s_api):
     # Enough images that the job runs for seconds: time to kill it mid-way.
     project, _ = make_project(k8s_api, "k8s-crash", per_tag=60, seed=3)
-    trainers = cluster.wait_ready("training", 1)
+    # One trainer alone: none left draining from an earlier scale-down.
+    trainers = cluster.wait_ready("training", 1, settled=True)
     it = k8s_api.train("POST", f"/projects/{project['id']}/train")
     deadline = time.monotonic() + 120
     while True:  # until the trainer really works on it

@@ -8,6 +8,7 @@ in for Kafka, PostgreSQL or MinIO.
 from __future__ import annotations
 
 import io
+import threading
 import time
 import uuid
 
@@ -57,9 +58,10 @@ class Trainer:
     """A trainer built by `build_server` on a topic of its own, started, and stopped after."""
 
     def __init__(self, config: TrainingConfig, wrap_metadata=None, wrap_storage=None,
-                 keep_consumer: bool = False, **consumer_options):
-        self.topic = f"test-jobs-{uuid.uuid4().hex[:8]}"
-        self.group = f"test-trainers-{uuid.uuid4().hex[:8]}"
+                 keep_consumer: bool = False, share: "Trainer | None" = None, **consumer_options):
+        # `share`: another trainer whose topic and group this one joins.
+        self.topic = share.topic if share else f"test-jobs-{uuid.uuid4().hex[:8]}"
+        self.group = share.group if share else f"test-trainers-{uuid.uuid4().hex[:8]}"
         #: With keep_consumer, the real KafkaConsumer the trainer polls (as `lk.consumer`
         #: makes it for JobConsumer), kept here so a test can break it.
         self.kafka_consumers = []
@@ -80,6 +82,7 @@ class Trainer:
         self.built = build_server(config, self.deps)
         self.built.start()
         self.bootstrap = config.kafka_bootstrap
+        self.closed = False
 
     def send(self, project_id: str, iteration_id: str) -> None:
         job = tpb.TrainingJob(iteration_id=iteration_id, project_id=project_id, training_type="Regular")
@@ -105,8 +108,10 @@ class Trainer:
             reader.close(autocommit=False)
 
     def close(self) -> None:
-        self.built.stop(None)
-        self.deps.close()
+        if not self.closed:
+            self.built.stop(None)
+            self.deps.close()
+            self.closed = True
 
 
 @pytest.fixture
@@ -263,3 +268,40 @@ def test_a_dead_job_consumer_turns_health_not_serving_and_stops_the_service(trai
     assert "job consumer died: IllegalStateError" in trainer.built.failure
     for service in ("", SERVICE_NAME):
         assert trainer.health(service) == health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_a_stopping_trainer_takes_no_new_job_while_its_calls_drain(
+        trainers, metadata, storage_client, account, postgres_dsn):
+    # A stopping trainer (SIGTERM: a scale-down, a rolling update) gives its calls in flight
+    # their grace; a job sent meanwhile must wait for a trainer that goes on, not be started
+    # by one about to end.
+    old = trainers()
+    channel = grpc.insecure_channel(f"127.0.0.1:{old.built.port}")
+    # A health Watch is a call in flight that lasts until the server stops: it holds the grace.
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    stopping = threading.Thread(target=old.built.stop, args=(6.0,))
+    stopping.start()
+    try:
+        assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+        pid, iid = _iteration(metadata, storage_client, account)
+        old.send(pid, iid)
+        time.sleep(4)  # within the grace: the old trainer's consumer must not take it
+        it = metadata.GetIteration(mpb.GetIterationRequest(account_id=account, project_id=pid, iteration_id=iid))
+        assert it.iteration.status == "Training", it.iteration
+        assert _attempts(postgres_dsn, iid) == 0, "a stopping trainer started the job"
+        assert stopping.is_alive(), "the grace ended early: the test proves nothing"
+    finally:
+        stopping.join()
+        channel.close()
+    old.deps.close()
+    old.closed = True
+    assert old.committed() is None
+    # The trainer that goes on, in the same group, takes the job and completes it.
+    new = trainers(share=old)
+    assert _wait_finished(metadata, account, pid, iid).status == "Completed"
+    assert _attempts(postgres_dsn, iid) == 1
+    deadline = time.monotonic() + 10
+    while new.committed() != 1:
+        assert time.monotonic() < deadline, "the job's offset was not committed"
+        time.sleep(0.2)

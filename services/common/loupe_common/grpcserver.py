@@ -205,6 +205,8 @@ class BuiltServer:
         name: the service's name, for the log.
         before_start: starts the service's own background work (a Kafka consumer) before the
             server answers; it may wait until that work is ready.
+        before_stop: stops that work from taking anything new (a trainer takes no new job)
+            as soon as the service is stopping, before calls in flight get their grace.
         after_stop: stops that work and releases the collaborators `build_server` created.
     """
 
@@ -213,6 +215,7 @@ class BuiltServer:
     health: health.HealthServicer
     name: str
     before_start: Callable[[], None] = _nothing
+    before_stop: Callable[[], None] = _nothing
     after_stop: Callable[[], None] = _nothing
     #: Set to stop the service: by `run`'s signal handler, or by `fail`.
     stopping: threading.Event = dataclasses.field(default_factory=threading.Event)
@@ -232,9 +235,11 @@ class BuiltServer:
         self.server.start()
 
     def stop(self, grace_seconds: float | None = GRACE_SECONDS) -> None:
-        """Health turns NOT_SERVING first so load balancers drain, calls in flight get
-        `grace_seconds`, then the service's own resources are released."""
+        """Health turns NOT_SERVING first so load balancers drain and the service's own
+        work takes nothing new, calls in flight get `grace_seconds`, then the service's own
+        resources are released."""
         self.health.enter_graceful_shutdown()
+        self.before_stop()
         self.server.stop(grace_seconds).wait()
         self.after_stop()
 

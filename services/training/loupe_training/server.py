@@ -140,5 +140,8 @@ def build_server(config: TrainingConfig, deps: TrainingDeps | None = None) -> Bu
         if owned:
             deps.close()
 
-    built = BuiltServer(server, port, health, "training", before_start, after_stop)
+    # A stopping trainer takes no new job while its gRPC calls get their grace: a job fetched
+    # then would be cut off by the pod's end (or hold it up) while another trainer is free.
+    built = BuiltServer(server, port, health, "training", before_start, before_stop=stop.set,
+                        after_stop=after_stop)
     return built
