@@ -316,7 +316,10 @@ from loupe.v1 import metadata_pb2, metadata_pb2_grpc
 out = {}
 for target in sys.argv[1].split(","):
     channel = grpc.insecure_channel(target)
-    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    # wait_for_ready: a pod that a restart replaced may linger in DNS (CoreDNS caches 30 s);
+    # gRPC re-resolves after a refused connection and goes on to the live one.
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=90,
+                                                       wait_for_ready=True)
     out[target] = {"health": health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}
     if "metadata" in target:
         stub = metadata_pb2_grpc.MetadataServiceStub(channel)
@@ -338,7 +341,7 @@ def test_internal_servers_refuse_a_pod_without_the_credential(cluster, k8s_env):
     assert len(targets.split(",")) == 4, targets
     pod = cluster.pods("gateway")[0]
     out = json.loads(cluster.kubectl("exec", pod, "--", "python", "-c", _UNCREDENTIALED_CALLS, targets,
-                                     timeout=120).strip().splitlines()[-1])
+                                     timeout=420).strip().splitlines()[-1])
     assert all(v["health"] == "SERVING" for v in out.values()), out
     (metadata,) = [v for k, v in out.items() if "metadata" in k]
     assert metadata["none"] == metadata["forged"] == "UNAUTHENTICATED", out
