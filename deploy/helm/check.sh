@@ -160,13 +160,70 @@ check "TorchServe: inference and management ports only from the prediction pods"
 check "bundled: PostgreSQL, MinIO and Kafka StatefulSets by default" eq "$(count '^kind: StatefulSet' "$D")" 3
 check "external: no bundled StatefulSet" eq "$(count '^kind: StatefulSet' "$X")" 0
 check "external: no bundled infra NetworkPolicy or Service" \
-  eq "$(grep -cE 'name: loupe-(postgresql|minio|kafka)' "$X" || true)" 0
+  eq "$(grep -cE 'name: loupe-(postgresql|minio|kafka)$' "$X" || true)" 0
 check "external: services get the external endpoints" \
   grep -q 'loupe-kafka-bootstrap.kafka.svc:9092' <(doc Deployment loupe-training "$X")
 check "hooks: migrations run post-install with bundled PostgreSQL" \
   grep -q 'helm.sh/hook: post-install,pre-upgrade' <(doc Job loupe-migrations "$D")
 check "hooks: migrations run pre-install with external PostgreSQL" \
   grep -q 'helm.sh/hook: pre-install,pre-upgrade' <(doc Job loupe-migrations "$X")
+# Kafka auth. kafka_env DOC VAR: the value of VAR, or "name/key" of its secretKeyRef, in DOC.
+kafka_env() {
+  awk -v v="$2" '$0 ~ "^ *- name: "v"$" {f=1; next} f && /^ *- name: / {exit}
+    f && /^ *value: / {sub(/^ *value: /, ""); gsub(/"/, ""); print; exit}
+    f && /^ *name: / {n=$2} f && /^ *key: / {k=$2} f && n != "" && k != "" {print n "/" k; exit}' <<<"$1"
+}
+kafka_clients() { # FILE: "kind/name" of every workload with LOUPE_KAFKA_BOOTSTRAP
+  awk 'BEGIN{RS="\n---\n"} /name: LOUPE_KAFKA_BOOTSTRAP/ {
+    match($0, /\nkind: [A-Za-z]+/); k=substr($0, RSTART+7, RLENGTH-7)
+    match($0, /\n  name: [^\n]+/); print k "/" substr($0, RSTART+9, RLENGTH-9)}' "$1"
+}
+sasl_clients() { # FILE SECRET/KEY: passes when every Kafka client pod logs in with it
+  local file=$1 ref=$2 n=0 kn
+  while read -r kn; do
+    local d; d=$(doc "${kn%%/*}" "${kn#*/}" "$file"); n=$((n + 1))
+    [[ $(kafka_env "$d" LOUPE_KAFKA_SECURITY_PROTOCOL) == SASL_* ]] || { echo "    $kn: not SASL"; return 1; }
+    [[ $(kafka_env "$d" LOUPE_KAFKA_SASL_MECHANISM) == SCRAM-SHA-512 ]] || { echo "    $kn: no SCRAM-SHA-512"; return 1; }
+    [[ $(kafka_env "$d" LOUPE_KAFKA_USERNAME) == loupe ]] || { echo "    $kn: no user"; return 1; }
+    local pw; pw=$(kafka_env "$d" LOUPE_KAFKA_PASSWORD)
+    [[ $pw == "$ref" || ( ${kn%%/*} == Job && $pw == "$3" ) ]] || { echo "    $kn: password from '$pw'"; return 1; }
+  done < <(kafka_clients "$file")
+  [[ $n -ge 4 ]] || { echo "    only $n Kafka clients: $(kafka_clients "$file" | tr '\n' ' ')"; return 1; }
+}
+K=$(doc StatefulSet loupe-kafka "$D")
+check "Kafka auth: gateway, training, prediction and the topic Job log in with SCRAM-SHA-512 (bundled)" \
+  sasl_clients "$D" loupe-kafka-auth/password loupe-topics/password
+secret_data() { doc Secret "$2" "$1" | awk -v k="$3" '$1 == k":" {print $2}'; } # FILE NAME KEY
+check "Kafka auth: the chart's Secret holds the user and a generated password" \
+  eq "$(secret_data "$D" loupe-kafka-auth username) $(secret_data "$D" loupe-kafka-auth password | wc -c)" '"bG91cGU=" 47'
+check "Kafka auth: the topic Job's hook Secret has the same password" \
+  eq "$(doc Secret loupe-topics "$D" | awk '/^  password:/{print $2}')" "$(doc Secret loupe-kafka-auth "$D" | awk '/^  password:/{print $2}')"
+check "Kafka auth: the broker gives the same user and password their SCRAM credential" \
+  eq "$(kafka_env "$K" LOUPE_KAFKA_SCRAM_USERNAME) $(kafka_env "$K" LOUPE_KAFKA_SCRAM_PASSWORD)" "loupe loupe-kafka-auth/password"
+# tests/service/test_kafka_auth.py runs run.sh with these, on its own ports.
+check "Kafka auth: the broker's listeners (client SASL_PLAINTEXT; internal and controller on loopback)" \
+  eq "$(kafka_env "$K" KAFKA_LISTENERS)|$(kafka_env "$K" KAFKA_LISTENER_SECURITY_PROTOCOL_MAP)|$(kafka_env "$K" KAFKA_INTER_BROKER_LISTENER_NAME)|$(kafka_env "$K" KAFKA_SASL_ENABLED_MECHANISMS)|$(kafka_env "$K" LOUPE_KAFKA_ADMIN_BOOTSTRAP)" \
+  "CLIENT://:9092,INTERNAL://127.0.0.1:9094,CONTROLLER://127.0.0.1:9093|CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT|INTERNAL|SCRAM-SHA-512|127.0.0.1:9094"
+broker_script() {
+  grep -A3 '^ *command:' <<<"$K" | grep -q '/etc/loupe/kafka/run.sh' \
+    && grep -A2 'name: run$' <<<"$K" | grep -q 'mountPath: /etc/loupe/kafka' \
+    && doc ConfigMap loupe-kafka "$D" | grep -q 'kafka.admin.ConfigCommand'
+}
+check "Kafka auth: the broker runs the chart's files/kafka/run.sh, mounted from its ConfigMap" broker_script
+check "Kafka auth: the broker is ready only once the credential is written" \
+  grep -q 'command: \[test, -f, /tmp/kafka-ready\]' <<<"$K"
+external_scram() {
+  sasl_clients "$X" loupe/password loupe/password && [[ -z $(secret_data "$X" loupe-kafka-auth password) ]] \
+    && [[ -z $(doc Secret loupe-topics "$X") ]]
+}
+check "Kafka auth: external SCRAM reads the password from kafka.auth.existingSecret, no chart copy" external_scram
+keda_auth() {
+  doc ScaledObject loupe-training "$G" | grep -q 'name: loupe-kafka-auth' \
+    && doc TriggerAuthentication loupe-kafka-auth "$G" | grep -q 'parameter: password'
+}
+check "Kafka auth: KEDA's scaler authenticates through a TriggerAuthentication on the same Secret" keda_auth
+check "Kafka auth: external PLAINTEXT sets no credentials" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false,kafka.bootstrap=k:9092 | grep -q 'LOUPE_KAFKA_PASSWORD' && exit 1 || exit 0"
 check "probes: native gRPC probes on the four gRPC services (3 each)" eq "$(count '^ *grpc:$' "$D")" 12
 check "probes: httpGet /healthz on the gateway" grep -q 'path: /healthz' <(doc Deployment loupe-gateway "$D")
 check "HPA: gateway and prediction by default" eq "$(count '^kind: HorizontalPodAutoscaler' "$D")" 2
@@ -190,6 +247,10 @@ check "schema: an unknown value is rejected" \
   bash -c "! '$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set gateway.replicas=3"
 check "required: external Kafka without kafka.bootstrap fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false 2>&1 | grep -q 'kafka.bootstrap is required'"
+check "required: external SASL without a password or existingSecret fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set kafka.bundled=false,kafka.bootstrap=k:9092,kafka.auth.protocol=SASL_SSL 2>&1 | grep -q 'kafka.auth.existingSecret or kafka.auth.password is required'"
+check "required: a bundled Kafka password the broker cannot take fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set-string 'kafka.auth.password=a=b' 2>&1 | grep -q 'credential syntax allows no'"
 check "required: external PostgreSQL without a DSN or existingSecret fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set postgresql.bundled=false 2>&1 | grep -q 'postgresql.existingSecret or postgresql.dsn is required'"
 

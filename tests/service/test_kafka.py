@@ -29,10 +29,9 @@ def test_a_new_consumer_knows_its_partitions_and_a_lone_member_gets_them_all(kaf
 
 
 def _topic_config(bootstrap: str, topic: str, key: str) -> str | None:
-    from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = lk.admin(bootstrap)
     try:
         described = admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, topic, configs={key: None})], config_filter="all")
@@ -48,10 +47,9 @@ def test_topics_accept_records_as_large_as_loupe_writes_also_when_made_elsewhere
     # A topic made without the setting (by an older Loupe, or by hand on a broker whose default
     # is 1 MB) is aligned; a new one is created with it; a 5 MB record then goes through.
     made_elsewhere, new = f"test-old-{uuid.uuid4()}", f"test-new-{uuid.uuid4()}"
-    from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
 
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = lk.admin(kafka_bootstrap)
     try:
         # Kafka's own default (1 MB), which the test broker raises: set on the topic itself.
         admin.create_topics([NewTopic(made_elsewhere, 1, 1, topic_configs={"max.message.bytes": "1048588"})],

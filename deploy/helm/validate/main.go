@@ -48,6 +48,7 @@ import (
 var knownCRDs = map[schema.GroupVersionKind]bool{
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: true,
 	{Group: "keda.sh", Version: "v1alpha1", Kind: "ScaledObject"}:           true,
+	{Group: "keda.sh", Version: "v1alpha1", Kind: "TriggerAuthentication"}:  true,
 }
 
 const writableRootAnnotation = "checks.loupe.io/writable-root"
@@ -267,6 +268,12 @@ func checkObjects(objs []*object, r *report) {
 		}
 		return out
 	}
+	triggerAuths := map[string]bool{}
+	for _, o := range objs {
+		if o.crd != nil && o.kind == "TriggerAuthentication" {
+			triggerAuths[o.name] = true
+		}
+	}
 	for _, o := range objs {
 		switch t := o.typed.(type) {
 		case *corev1.Service:
@@ -292,7 +299,7 @@ func checkObjects(objs []*object, r *report) {
 			checkIngress(o, t, services, r)
 		}
 		if o.crd != nil {
-			checkCRD(o, deployments, services, r)
+			checkCRD(o, deployments, services, secrets, triggerAuths, r)
 		}
 	}
 }
@@ -619,7 +626,8 @@ func checkIngress(o *object, ing *networkingv1.Ingress, services map[string]*cor
 }
 
 // checkCRD checks the references of the custom resources it cannot schema-check.
-func checkCRD(o *object, deployments map[string]*workload, services map[string]*corev1.Service, r *report) {
+func checkCRD(o *object, deployments map[string]*workload, services map[string]*corev1.Service,
+	secrets map[string]*corev1.Secret, triggerAuths map[string]bool, r *report) {
 	u := o.crd
 	switch o.kind {
 	case "ScaledObject":
@@ -629,6 +637,21 @@ func checkCRD(o *object, deployments map[string]*workload, services map[string]*
 		triggers, _, _ := unstructured.NestedSlice(u.Object, "spec", "triggers")
 		if len(triggers) == 0 {
 			r.errorf(o, "no triggers")
+		}
+		for _, t := range triggers {
+			tm, _ := t.(map[string]any)
+			ref, _, _ := unstructured.NestedString(tm, "authenticationRef", "name")
+			if ref != "" && !triggerAuths[ref] {
+				r.errorf(o, "authenticationRef %q is not a rendered TriggerAuthentication", ref)
+			}
+		}
+	case "TriggerAuthentication":
+		refs, _, _ := unstructured.NestedSlice(u.Object, "spec", "secretTargetRef")
+		for _, ref := range refs {
+			m, _ := ref.(map[string]any)
+			name, _ := m["name"].(string)
+			key, _ := m["key"].(string)
+			checkSecretRef(o, secrets, name, key, r)
 		}
 	case "ServiceMonitor":
 		ml, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector", "matchLabels")

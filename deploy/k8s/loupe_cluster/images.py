@@ -243,7 +243,10 @@ def build_and_load(cache: Path, containerd_sock: Path, pause_binary: Path) -> di
     base = images.base()
     refs["postgresql"] = images.infra("postgresql", base)
     refs["minio"] = images.infra("minio", base, {"minio": install.ensure_minio()})
-    refs["kafka"] = images.infra("kafka", base, {"libs": install.ensure_kafka()})
+    kafka_files = REPO / "deploy/helm/loupe/files/kafka"  # the start script the chart also mounts
+    refs["kafka"] = images.infra("kafka", base, {
+        "libs": install.ensure_kafka(), "run.sh": kafka_files / "run.sh",
+        "log4j2.properties": kafka_files / "log4j2.properties"})
     refs["loupe"] = images.loupe(base)
     for ref in refs.values():
         images.load(ref)

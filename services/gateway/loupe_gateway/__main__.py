@@ -9,6 +9,7 @@ import sys
 import threading
 
 from loupe_common.config import load
+from loupe_common.kafka import security_from_env
 from loupe_common.grpcserver import setup_logging
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
@@ -21,6 +22,9 @@ log = logging.getLogger("loupe_gateway")
 
 def main() -> int:
     config = load(GatewayConfig, os.environ)
+    # The producer is made at the first training request; a Kafka setting it would refuse
+    # stops the gateway now instead.
+    security_from_env(os.environ)
     setup_logging(config.log_level)
     app = create_app(config)
     server = GatewayServer(app, host=config.host, port=config.port, threads=config.threads)

@@ -53,8 +53,7 @@ env:
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "prediction") | quote }}
   - name: LOUPE_TRAINING_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "training") | quote }}
-  - name: LOUPE_KAFKA_BOOTSTRAP
-    value: {{ include "loupe.kafka.bootstrap" . | quote }}
+  {{- include "loupe.env.kafka" (dict "root" .) | nindent 2 }}
   - name: LOUPE_URL_SIGNING_SECRET
     valueFrom:
       secretKeyRef:
@@ -145,8 +144,7 @@ env:
     value: "0.0.0.0:{{ $v.port }}"
   - name: LOUPE_METRICS_PORT
     value: {{ $v.metricsPort | quote }}
-  - name: LOUPE_KAFKA_BOOTSTRAP
-    value: {{ include "loupe.kafka.bootstrap" . | quote }}
+  {{- include "loupe.env.kafka" (dict "root" .) | nindent 2 }}
   - name: LOUPE_METADATA_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "metadata") | quote }}
   - name: LOUPE_STORAGE_TARGET
@@ -213,8 +211,7 @@ env:
     value: {{ .Values.torchserve.batchSize | quote }}
   - name: LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS
     value: {{ .Values.torchserve.maxBatchDelayMs | quote }}
-  - name: LOUPE_KAFKA_BOOTSTRAP
-    value: {{ include "loupe.kafka.bootstrap" . | quote }}
+  {{- include "loupe.env.kafka" (dict "root" .) | nindent 2 }}
   - name: LOUPE_METADATA_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "metadata") | quote }}
   - name: LOUPE_STORAGE_TARGET
