@@ -8,6 +8,7 @@ from typing import Any
 import grpc
 
 from loupe_common import internal_auth
+from loupe_common.internal_tls import InternalTLS
 from loupe_common.errors import ERROR_CODE_KEY, Internal, from_rpc_error
 from loupe_common.grpcserver import CLIENT_OPTIONS
 
@@ -18,13 +19,18 @@ class ServiceClient:
 
     Usage: `client = ServiceClient(address, MetadataServiceStub, credential=cred)`, then
     `client.GetProject(request)`; `cred` is `internal_auth.credential(secret, role)`.
-    Without a credential the internal servers answer UNAUTHENTICATED.
+    Without a credential the internal servers answer UNAUTHENTICATED. With `tls`
+    (`internal_tls.load`) the channel is mutual TLS: servers configured for it accept nothing else.
     """
 
     def __init__(self, address: str, stub_cls: type, timeout: float = 30.0,
-                 credential: str | None = None):
+                 credential: str | None = None, tls: InternalTLS | None = None):
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+        if tls is None:
+            self.channel = grpc.insecure_channel(address, options=CLIENT_OPTIONS)
+        else:
+            self.channel = grpc.secure_channel(address, tls.channel_credentials(),
+                                               options=CLIENT_OPTIONS + tls.channel_options())
         self._stub = stub_cls(self.channel)
         self._timeout = timeout
         self.metadata = ((internal_auth.METADATA_KEY, credential),) if credential else ()

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Histogram, start_http_server
 from loupe_common import procmetrics  # noqa: F401 - registers the process gauges
 from loupe_common.errors import ERROR_CODE_KEY, LoupeError
 from loupe_common.internal_auth import METADATA_KEY, Policy
+from loupe_common.internal_tls import InternalTLS
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,8 @@ def create_server(
     service_names: Iterable[str] = (),
     auth: Policy | None = None,
     reflect: bool = True,
+    tls: InternalTLS | None = None,
+    health_port: int = 0,
 ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """Builds a gRPC server with the given servicers plus `grpc.health.v1` and server reflection.
 
@@ -162,6 +165,10 @@ def create_server(
             None: no internal credential is asked for (a public server does its own auth).
             Health and reflection are exempt either way.
         reflect: serve gRPC server reflection (grpcurl, the tests that walk every method).
+        tls: mutual TLS (internal_tls): the port asks every client for a certificate of the
+            install's CA; None: plaintext.
+        health_port: also serve `grpc.health.v1` alone, in plaintext, on this port (probes
+            that cannot do mutual TLS); 0: not.
     Returns:
         (server, bound port, health servicer); the server is not started.
     """
@@ -182,12 +189,49 @@ def create_server(
         reflection.enable_server_reflection(
             service_names + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
                              reflection.SERVICE_NAME], server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
     if bound == 0:
         raise OSError(f"cannot bind gRPC server to {host}:{port}")
     for name in list(service_names) + [""]:
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if health_port:
+        health_only = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        if health_only.add_insecure_port(f"{host}:{health_port}") == 0:
+            raise OSError(f"cannot bind the health port {host}:{health_port}")
+        server = _WithHealthPort(server, health_only)
     return server, bound, health_servicer
+
+
+class _WithHealthPort:
+    """A service's gRPC server with, beside it, a server of its health alone (the same
+    servicer: both say NOT_SERVING at once). It stops after the service's server, so probes
+    see the service drain."""
+
+    def __init__(self, main: grpc.Server, health_only: grpc.Server):
+        self._main, self._health_only = main, health_only
+
+    def start(self) -> None:
+        self._main.start()
+        self._health_only.start()
+
+    def stop(self, grace: float | None) -> threading.Event:
+        main_stopped = self._main.stop(grace)
+        done = threading.Event()
+
+        def then_health() -> None:
+            main_stopped.wait()
+            self._health_only.stop(None).wait()
+            done.set()
+
+        threading.Thread(target=then_health, name="health-port-stop", daemon=True).start()
+        return done
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._main, name)
 
 
 def _nothing() -> None:

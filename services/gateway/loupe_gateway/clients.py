@@ -16,7 +16,7 @@ from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import storage_pb2_grpc
 from loupe.v1 import training_pb2 as tpb
 from loupe.v1 import training_pb2_grpc
-from loupe_common import internal_auth, kafka
+from loupe_common import internal_auth, internal_tls, kafka
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import Unavailable
 from loupe_common.timeutil import to_proto, utcnow
@@ -45,6 +45,8 @@ class Backends:
         self._producer = None
         #: Every backend call presents the gateway's internal credential (never an API key).
         self._credential = internal_auth.credential(config.internal_secret, internal_auth.GATEWAY)
+        #: With mutual TLS configured, every backend channel presents the install's certificate.
+        self._tls = internal_tls.load(config)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -54,7 +56,7 @@ class Backends:
             if self._metadata is None:
                 self._metadata = ServiceClient(
                     self._config.metadata_target, metadata_pb2_grpc.MetadataServiceStub,
-                    credential=self._credential,
+                    credential=self._credential, tls=self._tls,
                 )
             return self._metadata
 
@@ -64,7 +66,7 @@ class Backends:
             if self._storage is None:
                 self._storage = ServiceClient(
                     self._config.storage_target, storage_pb2_grpc.StorageServiceStub,
-                    credential=self._credential,
+                    credential=self._credential, tls=self._tls,
                 )
             return self._storage
 
@@ -74,7 +76,7 @@ class Backends:
             if self._prediction is None:
                 self._prediction = ServiceClient(
                     self._config.prediction_target, prediction_pb2_grpc.PredictionServiceStub,
-                    credential=self._credential,
+                    credential=self._credential, tls=self._tls,
                 )
             return self._prediction
 
@@ -85,7 +87,7 @@ class Backends:
                 # Exports are built synchronously by the trainer: seconds, more on a cold cache.
                 self._training = ServiceClient(
                     self._config.training_target, training_pb2_grpc.TrainingServiceStub,
-                    timeout=300, credential=self._credential,
+                    timeout=300, credential=self._credential, tls=self._tls,
                 )
             return self._training
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from loupe_common import limits
 from loupe_common.config import env_field
 from loupe_common.ports import SERVICES
+from loupe_common.internal_tls import InternalTLSConfig
 
 
 @dataclass(frozen=True)
-class GatewayConfig:
+class GatewayConfig(InternalTLSConfig):
     host: str = env_field("LOUPE_GATEWAY_HOST", "127.0.0.1", "address the HTTP server binds")
     port: int = env_field("LOUPE_GATEWAY_PORT", SERVICES["gateway"].main, "HTTP port (REST API, /healthz, /metrics)")
     grpc_port: int = env_field(

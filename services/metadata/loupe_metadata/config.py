@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 from loupe_common.config import ListenAddress, env_field
 from loupe_common.ports import default_addr
+from loupe_common.internal_tls import HealthPortConfig, InternalTLSConfig
 from loupe_metadata.quotas import Quotas
 
 
 @dataclass(frozen=True)
-class MetadataConfig(ListenAddress):
+class MetadataConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
     addr: str = env_field("LOUPE_METADATA_ADDR", default_addr("metadata"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     postgres_dsn: str = env_field("LOUPE_POSTGRES_DSN", doc="PostgreSQL connection string (required)")

@@ -6,6 +6,7 @@ import dataclasses
 from psycopg_pool import ConnectionPool
 
 from loupe.v1 import metadata_pb2, metadata_pb2_grpc
+from loupe_common import internal_tls
 from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_common.internal_auth import Policy
 from loupe_metadata import access
@@ -59,6 +60,7 @@ def build_server(config: MetadataConfig, deps: MetadataDeps | None = None) -> Bu
             port=config.port,
             service_names=[SERVICE_NAME],
             auth=Policy(config.internal_secret, access.ALLOW),
+            tls=internal_tls.load(config), health_port=config.health_port,
         )
     except Exception:
         if owned:

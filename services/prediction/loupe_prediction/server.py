@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 from loupe.v1 import metadata_pb2_grpc, prediction_pb2, prediction_pb2_grpc, storage_pb2_grpc
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
+from loupe_common import internal_tls
 from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_common.internal_auth import PREDICTION, Policy, credential
 from loupe_model.archive import model_name
@@ -56,9 +57,10 @@ def connect(config: PredictionConfig) -> PredictionDeps:
                                   model_name(get_backbone(config.backbone)))
     torchserve.ensure_registered(config.batch_size, config.max_batch_delay_ms)
     cred = credential(config.internal_secret, PREDICTION)
+    tls = internal_tls.load(config)
     return PredictionDeps(
-        ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred),
-        ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, credential=cred),
+        ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred, tls=tls),
+        ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, credential=cred, tls=tls),
         torchserve, lk.producer(config.kafka_bootstrap),
     )
 
@@ -91,6 +93,7 @@ def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -
                 PredictionServicer(predictor, config.backbone), s)],
             host=config.host, port=config.port, service_names=[SERVICE_NAME],
             auth=Policy(config.internal_secret, access.ALLOW),
+            tls=internal_tls.load(config), health_port=config.health_port,
         )
     except Exception:
         if owned:

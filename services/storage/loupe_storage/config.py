@@ -4,10 +4,11 @@ import dataclasses
 
 from loupe_common.config import ListenAddress, env_field
 from loupe_common.ports import default_addr
+from loupe_common.internal_tls import HealthPortConfig, InternalTLSConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class StorageConfig(ListenAddress):
+class StorageConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
     addr: str = env_field("LOUPE_STORAGE_ADDR", default_addr("storage"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     s3_endpoint: str = env_field("LOUPE_S3_ENDPOINT", doc="MinIO / S3 host:port")

@@ -9,6 +9,7 @@ import urllib3
 from minio import Minio
 
 from loupe.v1 import storage_pb2, storage_pb2_grpc
+from loupe_common import internal_tls
 from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_common.internal_auth import Policy
 from loupe_storage import access
@@ -64,5 +65,6 @@ def build_server(config: StorageConfig, deps: StorageDeps | None = None) -> Buil
         [lambda s: storage_pb2_grpc.add_StorageServiceServicer_to_server(StorageServicer(store), s)],
         host=config.host, port=config.port, service_names=[SERVICE_NAME],
         auth=Policy(config.internal_secret, access.ALLOW),
+        tls=internal_tls.load(config), health_port=config.health_port,
     )
     return BuiltServer(server, port, health, "storage")

@@ -4,10 +4,11 @@ import dataclasses
 
 from loupe_common.config import ListenAddress, env_field
 from loupe_common.ports import default_addr
+from loupe_common.internal_tls import HealthPortConfig, InternalTLSConfig
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingConfig(ListenAddress):
+class TrainingConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
     addr: str = env_field("LOUPE_TRAINING_ADDR", default_addr("training"), "host:port the gRPC server binds")
     metrics_port: int = env_field("LOUPE_METRICS_PORT", 0, "Prometheus /metrics port (0: off)")
     kafka_bootstrap: str = env_field("LOUPE_KAFKA_BOOTSTRAP", doc="Kafka bootstrap servers")

@@ -16,6 +16,7 @@ from kafka import KafkaProducer
 from loupe.v1 import metadata_pb2_grpc, storage_pb2_grpc, training_pb2, training_pb2_grpc
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
+from loupe_common import internal_tls
 from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_common.internal_auth import TRAINING, Policy, credential
 from loupe_model.backbone import get_backbone, make_embedder
@@ -74,9 +75,10 @@ def connect(config: TrainingConfig) -> TrainingDeps:
     """The collaborators of `config`: service clients, the embedder (exports the backbone to
     ONNX on a cold cache) and a Kafka producer."""
     cred = credential(config.internal_secret, TRAINING)
-    metadata = ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred)
+    tls = internal_tls.load(config)
+    metadata = ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred, tls=tls)
     storage = ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, timeout=120,
-                            credential=cred)
+                            credential=cred, tls=tls)
     embedder = make_embedder(get_backbone(BACKBONE), config.model_cache or None, threads=config.threads)
     return TrainingDeps(metadata, storage, embedder, lk.producer(config.kafka_bootstrap))
 
@@ -121,6 +123,7 @@ def build_server(config: TrainingConfig, deps: TrainingDeps | None = None) -> Bu
             [lambda s: training_pb2_grpc.add_TrainingServiceServicer_to_server(servicer, s)],
             host=config.host, port=config.port, service_names=[SERVICE_NAME],
             auth=Policy(config.internal_secret, access.ALLOW),
+            tls=internal_tls.load(config), health_port=config.health_port,
         )
     except Exception:
         if owned:
