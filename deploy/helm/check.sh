@@ -254,6 +254,33 @@ check "required: a bundled Kafka password the broker cannot take fails with a me
 check "required: external PostgreSQL without a DSN or existingSecret fails with a message" \
   bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set postgresql.bundled=false 2>&1 | grep -q 'postgresql.existingSecret or postgresql.dsn is required'"
 
+# Mutual TLS on the internal plane (internalTLS).
+check "internal TLS: off by default (no TLS directory, no health-only port)" \
+  eq "$(count 'LOUPE_INTERNAL_TLS_DIR\|LOUPE_HEALTH_PORT\|internal-tls' "$D")" 0
+check "required: internalTLS.enabled without a secretName fails with a message" \
+  bash -c "'$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set internalTLS.enabled=true 2>&1 | grep -q 'internalTLS.enabled needs internalTLS.secretName'"
+T=$WORK/internal-tls.yaml
+render "$T" --set internalTLS.enabled=true,internalTLS.secretName=loupe-internal-tls,internalTLS.serverName=loupe-internal
+check "internal TLS: the rendered manifests pass the API types and reference checks" "$VALIDATE" "$T"
+tls_client() { # NAME: the Deployment reads the Secret's files from the mounted directory
+  local d; d=$(doc Deployment "$1" "$T")
+  [[ $(kafka_env "$d" LOUPE_INTERNAL_TLS_DIR) == /etc/loupe/internal-tls ]] \
+    && [[ $(kafka_env "$d" LOUPE_INTERNAL_TLS_SERVER_NAME) == loupe-internal ]] \
+    && grep -A1 '^ *- name: internal-tls$' <<<"$d" | grep -q 'mountPath: /etc/loupe/internal-tls' \
+    && grep -A2 '^ *- name: internal-tls$' <<<"$d" | grep -q 'secretName: loupe-internal-tls'
+}
+tls_server() { # NAME: a TLS client whose three probes use the plaintext health-only port
+  local d; d=$(doc Deployment "$1" "$T")
+  tls_client "$1" && [[ $(kafka_env "$d" LOUPE_HEALTH_PORT) == 8090 ]] \
+    && eq "$(grep -A1 '^ *grpc:$' <<<"$d" | grep -c 'port: 8090')" 3 \
+    && grep -B1 'containerPort: 8090' <<<"$d" | grep -q 'name: grpc-health'
+}
+check "internal TLS: the gateway presents the install's certificate" tls_client loupe-gateway
+check "internal TLS: metadata, storage, training and prediction serve it, probes on the health port" \
+  bash -c "$(declare -f doc kafka_env eq tls_client tls_server); T='$T'; for c in metadata storage training prediction; do tls_server loupe-\$c || exit 1; done"
+check "internal TLS: TorchServe gets neither the Secret nor the variables" \
+  eq "$(doc Deployment loupe-torchserve "$T" | count 'internal-tls\|LOUPE_INTERNAL_TLS' /dev/stdin)" 0
+
 # ---- summary --------------------------------------------------------------------------------------
 printf '\n== summary\n'
 printf '%s\n' "${SUMMARY[@]}"

@@ -9,6 +9,8 @@ Each "loupe.spec.<component>" takes the root context and returns YAML with:
   probe        the probe handler (grpc or httpGet) for startup, readiness and liveness
   callers      components allowed to reach the API ports ("*": anyone)
   env          the component's own environment (LOUPE_LOG_LEVEL and extraEnv are added)
+  internalPlane  true: a client or server of the internal gRPC plane (gets the internal TLS
+               Secret mounted when internalTLS.enabled)
   volumes / volumeMounts / nodeSelector / tolerations / extraLimits / runtimeClassName: extras
 */}}
 
@@ -38,6 +40,7 @@ probe:
     path: /healthz
     port: http
 callers: ["*"]
+internalPlane: true
 env:
   - name: LOUPE_GATEWAY_HOST
     value: "0.0.0.0"
@@ -74,12 +77,13 @@ ports:
     port: {{ $v.port }}
   - name: metrics
     port: {{ $v.metricsPort }}
+  {{- include "loupe.healthPort" . | nindent 2 }}
 grpcPort: {{ $v.port }}
 metricsPort: metrics
 metricsPath: /metrics
 probe:
-  grpc:
-    port: {{ $v.port }}
+  {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
+internalPlane: true
 callers: [gateway, training, prediction]
 env:
   - name: LOUPE_METADATA_ADDR
@@ -98,6 +102,7 @@ env:
     value: {{ $v.quotas.imagesPerProject | quote }}
   {{- include "loupe.env.postgres" . | nindent 2 }}
   {{- include "loupe.env.internal" . | nindent 2 }}
+  {{- include "loupe.env.healthPort" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.storage" -}}
@@ -108,12 +113,13 @@ ports:
     port: {{ $v.port }}
   - name: metrics
     port: {{ $v.metricsPort }}
+  {{- include "loupe.healthPort" . | nindent 2 }}
 grpcPort: {{ $v.port }}
 metricsPort: metrics
 metricsPath: /metrics
 probe:
-  grpc:
-    port: {{ $v.port }}
+  {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
+internalPlane: true
 callers: [gateway, training, prediction]
 env:
   - name: LOUPE_STORAGE_ADDR
@@ -122,6 +128,7 @@ env:
     value: {{ $v.metricsPort | quote }}
   {{- include "loupe.env.s3" . | nindent 2 }}
   {{- include "loupe.env.internal" . | nindent 2 }}
+  {{- include "loupe.env.healthPort" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.training" -}}
@@ -132,12 +139,13 @@ ports:
     port: {{ $v.port }}
   - name: metrics
     port: {{ $v.metricsPort }}
+  {{- include "loupe.healthPort" . | nindent 2 }}
 grpcPort: {{ $v.port }}
 metricsPort: metrics
 metricsPath: /metrics
 probe:
-  grpc:
-    port: {{ $v.port }}
+  {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
+internalPlane: true
 callers: [gateway]
 env:
   - name: LOUPE_TRAINING_ADDR
@@ -154,6 +162,7 @@ env:
   - name: LOUPE_TRAINING_THREADS
     value: {{ $v.threads | quote }}
   {{- include "loupe.env.internal" . | nindent 2 }}
+  {{- include "loupe.env.healthPort" . | nindent 2 }}
 volumes:
   - name: model-cache
     emptyDir:
@@ -187,12 +196,13 @@ ports:
     port: {{ $v.port }}
   - name: metrics
     port: {{ $v.metricsPort }}
+  {{- include "loupe.healthPort" . | nindent 2 }}
 grpcPort: {{ $v.port }}
 metricsPort: metrics
 metricsPath: /metrics
 probe:
-  grpc:
-    port: {{ $v.port }}
+  {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
+internalPlane: true
 callers: [gateway]
 env:
   - name: LOUPE_PREDICTION_ADDR
@@ -217,6 +227,7 @@ env:
   - name: LOUPE_STORAGE_TARGET
     value: {{ include "loupe.grpcTarget" (dict "root" . "name" "storage") | quote }}
   {{- include "loupe.env.internal" . | nindent 2 }}
+  {{- include "loupe.env.healthPort" . | nindent 2 }}
 {{- end }}
 
 {{- define "loupe.spec.torchserve" -}}

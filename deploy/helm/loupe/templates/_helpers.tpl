@@ -248,6 +248,43 @@ securityContext:
     secretKeyRef:
       name: {{ include "loupe.internal.secretName" . }}
       key: {{ include "loupe.internal.secretKey" . }}
+{{- if .Values.internalTLS.enabled }}
+{{- if not .Values.internalTLS.secretName }}{{ fail "internalTLS.enabled needs internalTLS.secretName: a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt" }}{{ end }}
+- name: LOUPE_INTERNAL_TLS_DIR
+  value: {{ include "loupe.internalTLS.path" . }}
+{{- with .Values.internalTLS.serverName }}
+- name: LOUPE_INTERNAL_TLS_SERVER_NAME
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the internal TLS Secret is mounted (internalTLS.enabled). */}}
+{{- define "loupe.internalTLS.path" -}}
+/etc/loupe/internal-tls
+{{- end }}
+
+{{/* An internal gRPC server's probe handler: its own port, or with mutual TLS on, the plaintext
+health-only port (kubelet probes present no certificate). Args: root, port. */}}
+{{- define "loupe.grpcProbe" -}}
+grpc:
+  port: {{ if .root.Values.internalTLS.enabled }}{{ .root.Values.internalTLS.healthPort }}{{ else }}{{ .port }}{{ end }}
+{{- end }}
+
+{{/* The health-only port of an internal gRPC server, as a spec port (internalTLS.enabled). */}}
+{{- define "loupe.healthPort" -}}
+{{- if .Values.internalTLS.enabled }}
+- name: grpc-health
+  port: {{ .Values.internalTLS.healthPort }}
+{{- end }}
+{{- end }}
+
+{{/* The health-only port's environment of an internal gRPC server (internalTLS.enabled). */}}
+{{- define "loupe.env.healthPort" -}}
+{{- if .Values.internalTLS.enabled }}
+- name: LOUPE_HEALTH_PORT
+  value: {{ .Values.internalTLS.healthPort | quote }}
+{{- end }}
 {{- end }}
 
 {{/* Loupe's own Secret (URL signing secret, the first account's id and keys). */}}

@@ -110,10 +110,20 @@ spec:
             {{- with $spec.volumeMounts }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+            {{- if and $spec.internalPlane $root.Values.internalTLS.enabled }}
+            - name: internal-tls
+              mountPath: {{ include "loupe.internalTLS.path" $root }}
+              readOnly: true
+            {{- end }}
       volumes:
         {{- include "loupe.tmpVolume" $root | nindent 8 }}
         {{- with $spec.volumes }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- if and $spec.internalPlane $root.Values.internalTLS.enabled }}
+        - name: internal-tls
+          secret:
+            secretName: {{ $root.Values.internalTLS.secretName }}
         {{- end }}
       {{- with $nodeSelector }}
       nodeSelector:
