@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import pytest
@@ -89,3 +90,12 @@ def test_contents_text_inside_a_string_is_not_taken():
 
 def test_not_json_parses_to_none():
     assert jsonbatch.parse(b"{not json", json.loads)[0] is None
+
+
+def test_read_exactly_fills_one_buffer_from_short_reads():
+    source = io.BytesIO(IMAGE * 30)
+    body = jsonbatch.read_exactly(lambda n: source.read(min(n, 1000)), len(IMAGE) * 30)
+    assert body == IMAGE * 30 and type(body) is bytearray
+    with pytest.raises(BadRequest) as err:
+        jsonbatch.read_exactly(io.BytesIO(b"short").read, 10)
+    assert "after 5 of its 10 bytes" in err.value.message

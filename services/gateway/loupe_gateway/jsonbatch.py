@@ -6,8 +6,8 @@ some clients send instead of base64) becomes a list of one pointer per byte: 8 b
 for every byte of image. So the images are taken out of the raw body first: every `contents`
 value that is a long base64 string or array of numbers is decoded straight from the body's
 bytes and replaced by a placeholder that names it, and only what is left (names, tags,
-metadata) goes through `json.loads`. A batch then costs its body and its images' bytes, and the
-body is dropped before anything is stored.
+metadata) goes through `json.loads`. A batch then costs its body (read into one buffer:
+`read_exactly`) and its images' bytes, and the body is dropped before anything is stored.
 """
 from __future__ import annotations
 
@@ -60,7 +60,25 @@ def numbers_to_bytes(text: memoryview | bytes) -> bytes:
     return bytes(out)
 
 
-def take_images(body: bytes) -> tuple[bytes, list[bytes], str]:
+def read_exactly(read: Callable[[int], bytes], length: int) -> bytearray:
+    """The `length` bytes of a body, read `CHUNK` at a time into one buffer allocated once
+    (reading a body whole holds it twice for a moment: its pieces and their join).
+
+    Raises:
+        BadRequest: the body ends before `length` bytes.
+    """
+    body = bytearray(length)
+    got = 0
+    while got < length:
+        chunk = read(min(CHUNK, length - got))
+        if not chunk:
+            raise BadRequest(f"the request body ends after {got} of its {length} bytes", "BadRequest")
+        body[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return body
+
+
+def take_images(body: bytes | bytearray) -> tuple[bytes, list[bytes], str]:
     """Takes the images out of a raw ImageFileCreateBatch body.
 
     Returns:
@@ -114,7 +132,7 @@ def contents(value: object, images: list[bytes], marker: str) -> bytes:
     raise _bad("an image entry has no contents")
 
 
-def parse(body: bytes, loads: Callable[[bytes], object]) -> tuple[object, list[bytes], str]:
+def parse(body: bytes | bytearray, loads: Callable[[bytes], object]) -> tuple[object, list[bytes], str]:
     """`loads` (the app's JSON parser) of `body` with its images taken out first (`take_images`).
 
     Returns:
