@@ -91,3 +91,10 @@ def test_the_test_client_is_admitted_too(gateway_env):
     assert response.status_code == 400 and response.json["code"] == "BadRequestExceededBatchSize"
     response = client.post(PROJECT + "/images/files", data=b"{}", headers={"Content-Type": "application/json"})
     assert response.status_code == 401
+
+
+def test_every_capped_endpoint_is_a_view_of_the_app(gateway_env):
+    """A renamed view would fall to the 1 MB default cap and refuse every upload."""
+    app = create_app(load(GatewayConfig, gateway_env))
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
+    assert bodies._BATCH | bodies._FILES | bodies._IMAGE <= endpoints
