@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local:$(CURDIR)/deploy/k8s
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps lock up down status logs test test-unit protos bench bench-live bench-predict load chart-check clean k8s-up k8s-down k8s-status test-k8s
+.PHONY: help deps lock up down status logs test test-unit protos bench bench-live bench-predict bench-upload load chart-check clean k8s-up k8s-down k8s-status test-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,9 @@ bench-live: ## training and prediction latency through the real services of a ru
 
 bench-predict: ## classify throughput of a running `make up`: REST beside the gRPC stream at concurrency 1, 4, 16
 	$(VPY) bench/predict.py
+
+bench-upload: ## gateway peak RSS growth of a 64 x 6 MB upload batch against its body size, on a stack of its own (port 26600 up)
+	$(VPY) bench/upload_memory.py
 
 LOAD_DURATION ?= 600
 load: ## soak a running `make up` with locust: 3 accounts of mixed traffic for LOAD_DURATION s (600); p50/p95, answers by status, memory slopes

@@ -82,3 +82,80 @@ def test_is_multipart():
     assert multipart.is_multipart("multipart/form-data; boundary=x")
     assert not multipart.is_multipart("application/octet-stream")
     assert not multipart.is_multipart(None)
+
+
+def _body(parts: list[tuple[str, bytes]], boundary: str = "b0undary") -> tuple[bytes, str]:
+    out = b""
+    for name, data in parts:
+        out += (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{name}.png"\r\n'
+                f"Content-Type: image/png\r\n\r\n").encode() + data + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_streamed_chunks_split_anywhere_give_the_same_parts():
+    """The body read chunk by chunk (as it comes off the socket), cut at every offset near the
+    delimiters and headers: the parts are the same as from the whole body."""
+    body, content_type = _body([("a", BINARY), ("b", b""), ("c", BINARY[::-1])])
+    whole = multipart.parse_multipart(body, content_type, part_limit=1 << 20)
+    assert [(p.name, p.filename, p.content_type, bytes(p.data)) for p in whole] == [
+        ("a", "a.png", "image/png", BINARY), ("b", "b.png", "image/png", b""), ("c", "c.png", "image/png", BINARY[::-1])]
+    for size in (1, 2, 3, 7, 13, 64, 1000):
+        chunks = [body[i:i + size] for i in range(0, len(body), size)]
+        parts = multipart.parse_multipart(iter(chunks), content_type, part_limit=1 << 20)
+        assert [(p.name, bytes(p.data)) for p in parts] == [(p.name, bytes(p.data)) for p in whole], size
+    for cut in range(len(body)):
+        parts = multipart.parse_multipart(iter([body[:cut], body[cut:]]), content_type, part_limit=1 << 20)
+        assert [bytes(p.data) for p in parts] == [BINARY, b"", BINARY[::-1]], cut
+
+
+def test_parts_hold_immutable_bytes():
+    body, content_type = _body([("a", BINARY)])
+    (part,) = multipart.parse_multipart(body, content_type, part_limit=1 << 20)
+    assert type(part.data) is bytes
+
+
+def test_body_limit_stops_reading():
+    body, content_type = _body([("a", BINARY), ("b", BINARY)])
+    read = []
+
+    def chunks():
+        for i in range(0, len(body), 100):
+            read.append(i)
+            yield body[i:i + 100]
+
+    assert multipart.parse_multipart(chunks(), content_type, 1 << 20, body_limit=len(body) // 2) is None
+    assert len(read) <= len(body) // 200 + 1  # not one chunk past the limit was asked for
+    assert len(multipart.parse_multipart(iter([body]), content_type, 1 << 20, body_limit=len(body))) == 2
+
+
+def test_preamble_epilogue_quoted_boundary_and_transport_padding():
+    body, _ = _body([("imageData", BINARY)], boundary="a b:c")
+    body = b"a preamble\r\n" + body.replace(b"--a b:c\r\n", b"--a b:c  \r\n", 1) + b"an epilogue"
+    (part,) = multipart.parse_multipart(body, 'multipart/form-data; boundary="a b:c"', 1 << 20)
+    assert part.name == "imageData" and bytes(part.data) == BINARY
+
+
+def test_quoted_names_with_semicolons_and_escapes():
+    body = (b'--x\r\nContent-Disposition: form-data; name="a;b"; filename="c \\"d\\".png"\r\n\r\n'
+            b"data\r\n--x--")
+    (part,) = multipart.parse_multipart(body, "multipart/form-data; boundary=x", 1 << 20)
+    assert (part.name, part.filename, part.data) == ("a;b", 'c "d".png', b"data")
+
+
+@pytest.mark.parametrize("body", [
+    b"--x\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nno closing delimiter",
+    b"no delimiter at all",
+    b"--x\r\n" + b"X-Long: " + b"h" * (multipart.MAX_PART_HEADERS + 10),
+    b"",
+])
+def test_truncated_or_endless_bodies_are_bad_requests(body):
+    with pytest.raises(BadRequest) as err:
+        multipart.parse_multipart(body, "multipart/form-data; boundary=x", 1 << 20)
+    assert err.value.code == "BadRequestImageStream"
+
+
+def test_a_too_large_part_keeps_its_full_size():
+    body, content_type = _body([("big", BINARY), ("small", b"ok")])
+    big, small = multipart.parse_multipart(iter([body[:50], body[50:]]), content_type, part_limit=100)
+    assert big.too_large and big.size == len(BINARY) and big.data == b""
+    assert not small.too_large and small.data == b"ok"

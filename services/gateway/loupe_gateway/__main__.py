@@ -2,6 +2,7 @@
 (grpcapi, on LOUPE_GATEWAY_GRPC_PORT) until SIGTERM/SIGINT, then drains both."""
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -11,6 +12,7 @@ import threading
 from loupe_common.config import load
 from loupe_common.kafka import security_from_env
 from loupe_common.grpcserver import setup_logging
+from loupe_gateway import bodies
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
 from loupe_gateway.grpcapi.server import build_server
@@ -27,7 +29,8 @@ def main() -> int:
     security_from_env(os.environ)
     setup_logging(config.log_level)
     app = create_app(config)
-    server = GatewayServer(app, host=config.host, port=config.port, threads=config.threads)
+    server = GatewayServer(app, host=config.host, port=config.port, threads=config.threads,
+                           admit=functools.partial(bodies.admit, app))
     public = None
     if config.grpc_port:
         loupe = app.extensions["loupe"]

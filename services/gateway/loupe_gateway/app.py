@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app
 
-from loupe_gateway import caseless, errors, metrics, paths, ratelimit, versions
+from loupe_gateway import bodies, caseless, errors, metrics, paths, ratelimit, versions
 from loupe_gateway.auth import KeyResolver
 from loupe_gateway.clients import Backends
 from loupe_gateway.config import GatewayConfig
@@ -61,6 +61,9 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     ratelimit.init_app(
         app, ratelimit.RateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
     )
+    # After the rate limiter (a limited client costs no key look-up), before every view: the
+    # key and the body's cap are checked before a byte of the body is read.
+    bodies.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(training.bp)
     app.register_blueprint(prediction.bp)
@@ -68,4 +71,5 @@ def create_app(config: GatewayConfig, clients: Backends | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     # `…/Prediction/…` (Azure's portal) and `…/Training/…` (its REST reference) route too.
     app.wsgi_app = paths.CaseInsensitivePaths(app.url_map, app.wsgi_app)
+    app.extensions["loupe.paths"] = app.wsgi_app  # bodies.admit routes as the app does
     return app

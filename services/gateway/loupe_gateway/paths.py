@@ -94,13 +94,19 @@ class CaseInsensitivePaths:
             pass  # the path routes; the method or the trailing slash is answered there
         return True
 
-    def __call__(self, environ: dict, start_response: Callable):
+    def canonical_path(self, environ: dict) -> str:
+        """The path the request of `environ` routes by (its PATH_INFO, or the rewritten one)."""
         path = environ.get("PATH_INFO", "")
         if path[: len(PREFIX)].lower() == PREFIX:
             candidates = canonical_candidates(path, self.patterns)
             if candidates and not self._routes(environ, path):
                 for candidate in candidates:
                     if self._routes(environ, candidate):
-                        environ["PATH_INFO"] = candidate
-                        break
+                        return candidate
+        return path
+
+    def __call__(self, environ: dict, start_response: Callable):
+        path = self.canonical_path(environ)
+        if path != environ.get("PATH_INFO", ""):
+            environ["PATH_INFO"] = path
         return self.wsgi_app(environ, start_response)

@@ -6,12 +6,12 @@ from flask import current_app, request
 
 from loupe_common.config import ConfigError
 from loupe_common.errors import BadRequest
-from loupe_gateway import multipart, urlfetch, validation
+from loupe_gateway import bodies, multipart, urlfetch, validation
 from loupe_gateway.app import state
 from loupe_gateway.config import GatewayConfig
 
 #: Room for multipart headers around one image.
-MULTIPART_SLACK = 64 * 1024
+MULTIPART_SLACK = bodies.MULTIPART_SLACK
 
 
 def build_fetcher(config: GatewayConfig) -> urlfetch.UrlFetcher:
@@ -57,19 +57,22 @@ def too_large(limit: int) -> BadRequest:
 
 def request_image(limit: int, max_side: int) -> bytes:
     """The image of the request: the `imageData` (or first) part of a multipart body, or the
-    raw body; validated as one image of at most `limit` bytes."""
-    body, over = multipart.read_body(
-        multipart.stream_chunks(request.stream.read), limit + MULTIPART_SLACK
-    )
-    if over:
-        raise too_large(limit)
+    raw body; validated as one image of at most `limit` bytes. The body is read once, streamed."""
+    chunks = multipart.stream_chunks(request.stream.read)
     if multipart.is_multipart(request.content_type):
-        parts = multipart.parse_multipart(body, request.content_type or "", limit)
+        parts = multipart.parse_multipart(chunks, request.content_type or "", limit,
+                                          body_limit=limit + MULTIPART_SLACK)
+        if parts is None:
+            raise too_large(limit)
         if not parts:
             raise BadRequest("the request holds no image", "BadRequestImageStream")
         part = next((p for p in parts if p.name == "imageData"), parts[0])
         if part.too_large:
             raise too_large(limit)
-        body = bytes(part.data)
+        body = part.data
+    else:
+        body, over = multipart.read_body(chunks, limit)
+        if over:
+            raise too_large(limit)
     validation.check_image(body, limit, max_side, state().config.max_aspect_ratio)
     return body

@@ -2,14 +2,12 @@
 bytes behind the URIs in responses."""
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from loupe_common.errors import BadRequest, LoupeError, NotFound
-from loupe_gateway import metadata_filter, multipart, serialize, validation
+from loupe_gateway import bodies, jsonbatch, metadata_filter, multipart, serialize, validation
 from loupe_gateway.flows import uploads
 from loupe_gateway.api.common import account, image_uri, no_content
 from loupe_gateway.app import state
@@ -24,25 +22,22 @@ def _batch_tags() -> list[str]:
 
 
 def _body_entries(tag_ids: list[str]) -> list[uploads.Entry]:
-    """The images of a multipart or raw body, read as bytes from the raw stream."""
+    """The images of a multipart or raw body, streamed from the raw body: read once, only the
+    images' bytes kept (the body's cap was checked before it was read: bodies.admit)."""
     cfg = state().config
     part_limit = cfg.max_training_image_bytes
-    # The whole batch at its largest, plus room for multipart headers.
-    body_limit = cfg.max_batch_images * part_limit + 1024 * 1024
-    body, too_large = multipart.read_body(
-        multipart.stream_chunks(request.stream.read), body_limit
-    )
-    if too_large:
-        raise BadRequest("the request body is too large", "BadRequestExceededBatchSize")
+    chunks = multipart.stream_chunks(request.stream.read)
     if multipart.is_multipart(request.content_type):
-        parts = multipart.parse_multipart(body, request.content_type or "", part_limit)
-        entries = [
-            uploads.Entry(p.filename or p.name, bytes(p.data), p.size, list(tag_ids), p.too_large)
-            for p in parts
-        ]
-    else:
-        entries = [uploads.Entry("", body, len(body), list(tag_ids), len(body) > part_limit)]
-    return entries
+        limit = bodies.limit_for(cfg, request.endpoint, request.content_type)
+        parts = multipart.parse_multipart(chunks, request.content_type or "", part_limit,
+                                          body_limit=limit.bytes)
+        if parts is None:
+            raise limit.refusal()
+        return [uploads.Entry(p.filename or p.name, p.data, p.size, list(tag_ids), p.too_large)
+                for p in parts]
+    body, too_large = multipart.read_body(chunks, part_limit)
+    size = len(body) if not too_large else (request.content_length or part_limit + 1)
+    return [uploads.Entry("", None if too_large else body, size, list(tag_ids), too_large)]
 
 
 @bp.post("/projects/<project_id>/images")
@@ -58,32 +53,26 @@ def create_images_from_data(project_id: str):
     return jsonify(summary), status
 
 
-def _contents(value) -> bytes:
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError):
-            raise BadRequest("contents must be base64", "BadRequestImageStream") from None
-    if isinstance(value, list):
-        try:
-            return bytes(value)
-        except (TypeError, ValueError):
-            raise BadRequest("contents must be bytes 0-255", "BadRequestImageStream") from None
-    raise BadRequest("an image entry has no contents", "BadRequestImageStream")
-
-
 @bp.post("/projects/<project_id>/images/files")
 def create_images_from_files(project_id: str):
     cfg = state().config
-    batch, metadata = validation.parse_batch(request.get_json(silent=True), "ImageFileCreateBatch",
+    # Read once (its cap was checked before: bodies.admit); the images are decoded straight
+    # from it and it is dropped before anything is stored.
+    length = request.content_length  # waitress gives a chunked body's length once it is in
+    body = (jsonbatch.read_exactly(request.stream.read, length) if length is not None
+            else request.get_data(cache=False))
+    parsed, images, marker = jsonbatch.parse(body, current_app.json.loads)
+    del body
+    batch, metadata = validation.parse_batch(parsed, "ImageFileCreateBatch",
                                              cfg.max_batch_images, cfg.max_batch_tags)
     entries = []
     for item, tags in batch:
-        data = _contents(item.get("contents"))
+        data = jsonbatch.contents(item.get("contents"), images, marker)
         entries.append(uploads.Entry(
             str(item.get("name") or ""), data, len(data), tags,
             len(data) > cfg.max_training_image_bytes, metadata=metadata,
         ))
+    del images, batch, parsed
     summary, status = uploads.upload(
         state().backends, cfg, account(), project_id, entries, image_uri
     )
