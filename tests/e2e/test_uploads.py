@@ -88,8 +88,6 @@ MULTIPART = "multipart/form-data; boundary=loupeboundary"
     ("images", MULTIPART, MAX_BATCH_IMAGES * MAX_TRAINING_IMAGE_BYTES + 1024 * 1024 + 1,
      "BadRequestExceededBatchSize"),
     ("images", MULTIPART, GIB, "BadRequestExceededBatchSize"),
-    # a raw body is one image
-    ("images", "application/octet-stream", MAX_TRAINING_IMAGE_BYTES + 1, "BadRequestImageSizeBytes"),
     # an ImageFileCreateBatch: the base64 of 64 images of 6 MB, and 1 MB besides
     ("images/files", "application/json", 600 * 1024 * 1024, "BadRequestExceededBatchSize"),
     ("images/files", "application/json", GIB, "BadRequestExceededBatchSize"),
@@ -105,6 +103,28 @@ def test_oversize_content_length_refused_before_the_body_is_sent(api, project, r
     assert headers.get("connection") == "close"  # the unread body is never taken as a request
     assert seconds < 5
     assert _count(api, project) == 0
+
+
+@pytest.mark.parametrize("declared", [MAX_TRAINING_IMAGE_BYTES + 1, GIB])
+def test_an_oversize_raw_image_is_the_batchs_failed_image_unread(api, project, declared):
+    """A raw body to …/images is one image: over 6 MB it is answered as Custom Vision answers a
+    batch whose image is too large (207, ErrorImageSize), before the body is sent."""
+    status, headers, body, seconds = _headers_only(api, f"{TRAINING}/projects/{project}/images", {
+        "Training-Key": api.training_key, "Content-Type": "application/octet-stream",
+        "Content-Length": str(declared)})
+    assert status == 207, body
+    assert body["isBatchSuccessful"] is False
+    assert [i["status"] for i in body["images"]] == ["ErrorImageSize"]
+    assert headers.get("connection") == "close"
+    assert seconds < 5
+    assert _count(api, project) == 0
+
+
+def test_an_oversize_raw_image_with_a_wrong_key_is_unauthorized(api, project):
+    status, _, body, _ = _headers_only(api, f"{TRAINING}/projects/{project}/images", {
+        "Training-Key": "not-a-key-" + uuid.uuid4().hex, "Content-Type": "application/octet-stream",
+        "Content-Length": str(MAX_TRAINING_IMAGE_BYTES + 1)})
+    assert status == 401 and body["code"] == "Unauthorized", body
 
 
 def test_oversize_prediction_image_refused_before_the_body_is_sent(api, project):
@@ -185,7 +205,7 @@ def test_an_oversize_chunked_body_is_refused_once_past_the_cap(api, project):
     status, body, sent = _chunked_until_answered(
         api, f"{TRAINING}/projects/{project}/images",
         {"Training-Key": api.training_key, "Content-Type": "application/octet-stream"}, 64 * 1024 * 1024)
-    assert status == 400 and body["code"] == "BadRequestImageSizeBytes", body
+    assert status == 207 and [i["status"] for i in body["images"]] == ["ErrorImageSize"], body
     assert sent < 32 * 1024 * 1024  # refused as it streamed, not at the end
     # One image to classify: 4 MB at most.
     status, body, _ = _chunked_until_answered(

@@ -47,6 +47,11 @@ def base64_size(n_bytes: int) -> int:
     return 4 * ((n_bytes + 2) // 3)
 
 
+class ImageTooLarge(BadRequest):
+    """A raw (one-image) upload over the training image cap. Custom Vision answers it as a
+    batch whose image failed (207, ErrorImageSize), so the view answers it, unread."""
+
+
 @dataclass(frozen=True)
 class Limit:
     """The largest body of a route, and the error that refuses a larger one."""
@@ -54,11 +59,14 @@ class Limit:
     bytes: int
     code: str
     what: str
+    #: The body is one image of a batch route: refused per image (ImageTooLarge).
+    per_image: bool = False
 
     def refusal(self, size: int | None = None) -> BadRequest:
         told = f"{size} bytes" if size is not None else "larger"
-        return BadRequest(f"the request body is {told}; {self.what} takes at most {self.bytes} bytes",
-                          self.code)
+        error = ImageTooLarge if self.per_image else BadRequest
+        return error(f"the request body is {told}; {self.what} takes at most {self.bytes} bytes",
+                     self.code)
 
 
 def limit_for(config: GatewayConfig, endpoint: str | None, content_type: str | None = None) -> Limit:
@@ -68,7 +76,8 @@ def limit_for(config: GatewayConfig, endpoint: str | None, content_type: str | N
     image = config.max_prediction_image_bytes
     if endpoint in _BATCH:
         if not multipart:
-            return Limit(config.max_training_image_bytes, "BadRequestImageSizeBytes", "one image")
+            return Limit(config.max_training_image_bytes, "BadRequestImageSizeBytes", "one image",
+                         per_image=True)
         return Limit(config.max_batch_images * config.max_training_image_bytes + BATCH_SLACK,
                      "BadRequestExceededBatchSize", f"a batch of {config.max_batch_images} images")
     if endpoint in _FILES:
@@ -145,13 +154,15 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _admit():
         refusal = request.environ.get(REFUSAL)
+        if refusal is None and not request.environ.get(ADMITTED):
+            limit, refusal = admit(app, request.environ)
+        if isinstance(refusal, ImageTooLarge):
+            request.environ[REFUSAL] = refusal
+            return  # the view answers it as the batch's failed image; no byte of it is read
         if refusal is not None:
             raise refusal
         if request.environ.get(ADMITTED):
             return  # the server checked it, and has counted the whole body against its cap
-        limit, refusal = admit(app, request.environ)
-        if refusal is not None:
-            raise refusal
         # Werkzeug then refuses (413) a body, a chunked one too, that grows past the cap. One
         # byte more: a stream that only ends (`wsgi.input_terminated`) is refused on a read
         # after its limit, and a body of exactly the cap would be.

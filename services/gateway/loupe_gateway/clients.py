@@ -32,6 +32,10 @@ VARIANTS = {
 }
 
 
+#: Seconds a key look-up may take (metadata answers it from one indexed row in milliseconds).
+KEY_LOOKUP_TIMEOUT = 3.0
+
+
 class Backends:
     """Lazily connected clients of every backend the gateway calls."""
 
@@ -110,7 +114,9 @@ class Backends:
     # --- metadata ------------------------------------------------------------------------------
 
     def resolve_key(self, key: str) -> mpb.ResolveKeyResponse:
-        return self.metadata.ResolveKey(mpb.ResolveKeyRequest(key=key))
+        # Short: the HTTP server resolves a new key on its I/O thread before it reads a body
+        # (bodies.admit), where a hanging metadata would stall every connection meanwhile.
+        return self.metadata.ResolveKey(mpb.ResolveKeyRequest(key=key), timeout=KEY_LOOKUP_TIMEOUT)
 
     def create_project(self, account_id: str, name: str, description: str, domain_id: str,
                        classification_type: str, target_export_platforms: Sequence[str]

@@ -26,6 +26,9 @@ def _body_entries(tag_ids: list[str]) -> list[uploads.Entry]:
     images' bytes kept (the body's cap was checked before it was read: bodies.admit)."""
     cfg = state().config
     part_limit = cfg.max_training_image_bytes
+    if isinstance(request.environ.get(bodies.REFUSAL), bodies.ImageTooLarge):
+        # A raw image over the cap, refused unread (bodies.init_app): the batch's failed image.
+        return [uploads.Entry("", None, request.content_length or part_limit + 1, list(tag_ids), True)]
     chunks = multipart.stream_chunks(request.stream.read)
     if multipart.is_multipart(request.content_type):
         limit = bodies.limit_for(cfg, request.endpoint, request.content_type)
