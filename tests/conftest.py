@@ -56,11 +56,12 @@ def stack():
         yield s
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def other_live_env(live) -> dict[str, str]:
     """A second whole Loupe install (its own PostgreSQL, MinIO, Kafka, TorchServe, services and
-    first account), started only for the tests that ask for it: what another installation (or
-    Azure) is to the first. Its LOUPE_ENDPOINT and keys, as `live_env`."""
+    first account), started only for the test module that asks for it and stopped after it:
+    what another installation (or Azure) is to the first. Its LOUPE_ENDPOINT and keys, as
+    `live_env`."""
     with _stack_in_temp_folder(TEST_BASE_PORT + OTHER_STACK_PORT_OFFSET, "loupe-test-other-") as s:
         s.start(services=True)
         yield read_env(s.layout.env_file)

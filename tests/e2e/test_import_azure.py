@@ -8,8 +8,11 @@ import base64
 import hashlib
 import io
 import json
+import signal
+import subprocess
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +26,7 @@ from rest_api import Api
 
 pytestmark = pytest.mark.e2e
 
+REPO = Path(__file__).resolve().parents[2]
 COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 
 
@@ -225,3 +229,36 @@ def test_ids_another_account_holds_are_a_conflict(live, live_env, credentials, s
     assert other.train("PUT", f"/projects/{pid}/tags/{tid}", expect=200, json={"name": "t"})["type"] == "Negative"
     # The public API's creation is unchanged: a new random id.
     assert other.train("POST", "/projects", params={"name": "plain"})["id"] not in (pid, ml["id"])
+
+
+def test_a_killed_import_resumes_with_every_image_once(other_live_env, source, capsys, tmp_path):
+    """`bin/loupe import-azure` killed (SIGKILL) while it copies; the rerun ends with exactly
+    the source's images."""
+    src = source["api"]
+    dest = Api(other_live_env["LOUPE_ENDPOINT"], other_live_env["LOUPE_TRAINING_KEY"],
+               other_live_env["LOUPE_PREDICTION_KEY"], other_live_env["LOUPE_PREDICTION_RESOURCE_ID"])
+    project = src.new_project(f"imp-kill-{uuid.uuid4().hex[:6]}")
+    tag = src.train("POST", f"/projects/{project['id']}/tags", params={"name": "t"})
+    _upload(src, project["id"], [(5000 + n, [tag["id"]] if n % 2 else [], None) for n in range(200)])
+    state = tmp_path / "state.json"
+    command = [str(REPO / "bin" / "loupe"), "--endpoint", dest.endpoint, "--training-key",
+               dest.training_key, "import-azure", "--source-endpoint", src.endpoint,
+               "--source-key", src.training_key, "--source-rate", "0", "--project", project["id"],
+               "--state", str(state)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stderr:  # the first progress line: one upload call is done
+            if line.startswith("["):
+                break
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    copied = dest.train("GET", f"/projects/{project['id']}/images/count")
+    assert 0 < copied < 200
+
+    code, out, err = _import(capsys, src, dest, "--state", str(state), "--project", project["id"])
+    assert code == 0, out + err
+    assert f"imported   {project['id']}" in out and "0 refused" in out
+    assert dest.train("GET", f"/projects/{project['id']}/images/count") == 200
+    assert _inventory(dest, project["id"]) == _inventory(src, project["id"])
