@@ -6,6 +6,7 @@ so the tests never touch the developer's `.loupe/` data.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -28,18 +29,42 @@ TEST_STACK_ENV = {
 }
 
 
+#: Where a second, independent stack listens when a test needs another Loupe install (a stack
+#: takes 30 ports from its base).
+OTHER_STACK_PORT_OFFSET = 50
+
+
+@contextlib.contextmanager
+def _stack_in_temp_folder(base_port: int, prefix: str):
+    data = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(data, 0o755)  # PostgreSQL runs as the postgres user and must enter it
+    s = Stack(Layout(data=data, base_port=base_port), extra_env=TEST_STACK_ENV)
+    try:
+        yield s
+    finally:
+        s.stop()
+        pg = (data / "postgres")
+        if pg.is_symlink():
+            shutil.rmtree(pg.resolve(), ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stack():
     """The test run's stack object (processes are started by `infra` / `live`)."""
-    data = Path(tempfile.mkdtemp(prefix="loupe-test-"))
-    os.chmod(data, 0o755)  # PostgreSQL runs as the postgres user and must enter it
-    s = Stack(Layout(data=data, base_port=TEST_BASE_PORT), extra_env=TEST_STACK_ENV)
-    yield s
-    s.stop()
-    pg = (data / "postgres")
-    if pg.is_symlink():
-        shutil.rmtree(pg.resolve(), ignore_errors=True)
-    shutil.rmtree(data, ignore_errors=True)
+    with _stack_in_temp_folder(TEST_BASE_PORT, "loupe-test-") as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def other_live_env(live) -> dict[str, str]:
+    """A second whole Loupe install (its own PostgreSQL, MinIO, Kafka, TorchServe, services and
+    first account), started only for the test module that asks for it and stopped after it:
+    what another installation (or Azure) is to the first. Its LOUPE_ENDPOINT and keys, as
+    `live_env`."""
+    with _stack_in_temp_folder(TEST_BASE_PORT + OTHER_STACK_PORT_OFFSET, "loupe-test-other-") as s:
+        s.start(services=True)
+        yield read_env(s.layout.env_file)
 
 
 @pytest.fixture(scope="session")

@@ -6,18 +6,20 @@ LOUPE_TRAINING_KEY / LOUPE_PREDICTION_KEY / LOUPE_PREDICTION_RESOURCE_ID, else t
 `make up` writes (.loupe/env; another with --env-file or LOUPE_ENV_FILE).
 
 Exit status: 0 done, 1 refused by the server (or some images refused, or training failed),
-2 bad usage, 130 interrupted.
+2 bad usage, 3 an import stopped early by --stop-after (rerun to continue), 130 interrupted.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
+from loupe_cli import importer
 from loupe_cli.api import (
-    MAX_BATCH_IMAGES, ApiError, Client, batches, default_env_file, image_files, load_config,
+    MAX_BATCH_IMAGES, ApiError, Client, Config, batches, default_env_file, image_files, load_config,
 )
 from loupe_cli.progress import Progress
 
@@ -255,6 +257,39 @@ def cmd_predict(client: Client, args) -> int:
     return 0
 
 
+SOURCE_ENV = ("AZURE_CUSTOM_VISION_ENDPOINT", "AZURE_CUSTOM_VISION_TRAINING_KEY")
+
+
+def cmd_import_azure(client: Client, args) -> int:
+    endpoint = (args.source_endpoint or os.environ.get(SOURCE_ENV[0]) or "").rstrip("/")
+    key = args.source_key or os.environ.get(SOURCE_ENV[1]) or ""
+    if not endpoint or not key:
+        print("loupe: the source needs --source-endpoint and --source-key (or "
+              f"{SOURCE_ENV[0]} / {SOURCE_ENV[1]})", file=sys.stderr)
+        return 2
+    source = Client(Config(endpoint, key), rate=args.source_rate)
+    state_path = args.state or importer.default_state_path(
+        endpoint, key, client.config.endpoint, client.config.training_key)
+    state = importer.ImportState.load(state_path)
+    print(f"{'dry run: ' if args.dry_run else ''}importing from {endpoint} into "
+          f"{client.config.endpoint}; state: {state_path}", file=sys.stderr)
+    progress = None if args.quiet else Progress(step=10.0)
+    run = importer.Importer(
+        source, client, state, dry_run=args.dry_run, stop_after=args.stop_after,
+        train=args.train, publish=args.publish,
+        prediction_resource=args.prediction_resource or client.config.prediction_resource_id,
+        progress=progress)
+    try:
+        report = run.run(args.project or None)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(report.render())
+    if report.failed:
+        return 1
+    return 3 if report.stopped else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="loupe", description=__doc__.split("\n")[0],
                                   epilog="Keys and endpoint come from flags, LOUPE_* variables or .loupe/env.")
@@ -326,6 +361,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=3, help="predictions shown per image")
     p.add_argument("--no-store", action="store_true", help="do not keep the images in the project")
     p.add_argument("--json", action="store_true", help="JSON output")
+    p = command("import-azure", cmd_import_azure,
+                "copy Custom Vision classification projects (settings, tags, images with tags and "
+                "metadata) into Loupe, keeping project and tag ids; resumable")
+    p.add_argument("--source-endpoint", help="the Custom Vision (or Loupe) training endpoint, "
+                   f"e.g. https://<resource>.cognitiveservices.azure.com (default: ${SOURCE_ENV[0]})")
+    p.add_argument("--source-key", help=f"its training key (default: ${SOURCE_ENV[1]})")
+    p.add_argument("--project", action="append", default=[],
+                   help="a source project id to copy (repeatable; default: every project)")
+    p.add_argument("--dry-run", action="store_true", help="report what would be copied; change nothing")
+    p.add_argument("--train", action="store_true", help="train each imported project")
+    p.add_argument("--publish", action="store_true",
+                   help="train, then publish under the source's publish name")
+    p.add_argument("--prediction-resource", help="for --publish (default: LOUPE_PREDICTION_RESOURCE_ID)")
+    p.add_argument("--source-rate", type=float, default=10.0,
+                   help="source calls per second at most (Custom Vision S0 allows 10, F0 2; 0: unpaced)")
+    p.add_argument("--state", type=Path,
+                   help="resume file (default: ~/.cache/loupe/import/<hash>.json, or under $LOUPE_CACHE)")
+    p.add_argument("--stop-after", type=int, help="stop after uploading this many images (rerun to continue)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return top
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import os
 import time
 from collections.abc import Callable
@@ -115,14 +117,72 @@ def batches(files: list[Path], max_images: int = MAX_BATCH_IMAGES, max_bytes: in
         yield batch
 
 
-def retry_after(resp: requests.Response) -> float:
-    """The seconds a 429 asks to wait: its Retry-After in seconds (1 when absent or an HTTP
-    date), at most MAX_RETRY_WAIT."""
+def retry_after_seconds(value: str | None, now: float, default: float = 1.0,
+                        max_wait: float = MAX_RETRY_WAIT) -> float:
+    """The seconds a Retry-After header value asks to wait, at most `max_wait`.
+
+    Args:
+        value: the header: seconds ("2", "0.5") or an HTTP date.
+        now: the current time (seconds since the epoch), for a date.
+        default: the wait when the header is absent, unreadable or a date already past.
+    """
+    if not value:
+        return min(max_wait, default)
     try:
-        seconds = float(resp.headers.get("Retry-After") or 1)
+        seconds = float(value)
     except ValueError:
-        seconds = 1.0
-    return min(MAX_RETRY_WAIT, max(0.0, seconds))
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return min(max_wait, default)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - now
+        if seconds <= 0:
+            return min(max_wait, default)
+    return min(max_wait, max(0.0, seconds))
+
+
+def retry_after(resp: requests.Response) -> float:
+    """The seconds a 429 asks to wait: its Retry-After (1 when absent), at most MAX_RETRY_WAIT."""
+    return retry_after_seconds(resp.headers.get("Retry-After"), time.time())
+
+
+class Throttle:
+    """When to send a call and whether to retry it; pure (it never sleeps: the caller does).
+
+    Custom Vision limits calls per key: F0 2 per second, S0 10. `rate` paces calls so they stay
+    within such a limit; a 429 (or 503) that still comes is retried after the wait its
+    Retry-After asks for (the client is sequential: nothing else goes out meanwhile).
+
+    Args:
+        rate: calls per second at most (0: unpaced).
+        retries: how many times one call is retried after a 429/503 before giving up.
+        max_wait: the longest wait honoured for one Retry-After.
+    """
+
+    RETRY_STATUSES = (429, 503)
+
+    def __init__(self, rate: float = 0.0, retries: int = RETRIES_429,
+                 max_wait: float = MAX_RETRY_WAIT):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.retries = retries
+        self.max_wait = max_wait
+        self._next = float("-inf")  # the earliest time the next call may go out
+
+    def before(self, now: float) -> float:
+        """The seconds to wait before a call that would go out at `now` (and books its slot)."""
+        wait = max(0.0, self._next - now)
+        self._next = now + wait + self.interval
+        return wait
+
+    def after(self, status: int, retry_after: str | None, attempt: int, now: float) -> float | None:
+        """The seconds to wait before retrying a call that got `status` on its `attempt`-th
+        try (0 the first), or None when it is not retried (success, another error, or no
+        retries left)."""
+        if status not in self.RETRY_STATUSES or attempt >= self.retries:
+            return None
+        return retry_after_seconds(retry_after, now, max_wait=self.max_wait)
 
 
 def _api_error(resp: requests.Response) -> ApiError:
@@ -147,22 +207,33 @@ class Client:
     """
 
     def __init__(self, config: Config, timeout: float = 120.0, retries: int = RETRIES_429,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, rate: float = 0.0,
+                 clock: Callable[[], float] = time.time):
         self.config = config
         self.timeout = timeout
         self.retries = retries
         self.sleep = sleep
+        self.clock = clock
+        self.throttle = Throttle(rate, retries)
         self.http = requests.Session()
 
     def _send(self, method: str, url: str, headers: dict[str, str], **kw) -> requests.Response:
         waited = 0.0
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
+            pause = self.throttle.before(self.clock())
+            if pause:
+                self.sleep(pause)
             resp = self.http.request(method, url, headers=headers, timeout=self.timeout, **kw)
-            if resp.status_code != 429 or attempt == self.retries:
+            # Only a 429 is retried here: the call was refused before it did anything.
+            status = resp.status_code if resp.status_code == 429 else 0
+            wait = self.throttle.after(status, resp.headers.get("Retry-After"), attempt,
+                                       self.clock())
+            if wait is None:
                 break
-            wait = retry_after(resp)
             self.sleep(wait)
             waited += wait
+            attempt += 1
         if resp.status_code >= 400:
             err = _api_error(resp)
             if resp.status_code == 429:
@@ -177,6 +248,12 @@ class Client:
                           {"Training-Key": self.config.training_key}, **kw)
         return resp.json() if resp.content else None
 
+    def train_status(self, method: str, path: str, **kw) -> tuple[int, object]:
+        """A training API call's HTTP status (e.g. 201 or 200 from an idempotent PUT) and body."""
+        resp = self._send(method, self.config.endpoint + TRAINING + path,
+                          {"Training-Key": self.config.training_key}, **kw)
+        return resp.status_code, (resp.json() if resp.content else None)
+
     def predict(self, project_id: str, published_name: str, data: bytes, store: bool = True) -> dict:
         if not self.config.prediction_key:
             raise ValueError("no prediction key: pass --prediction-key or set LOUPE_PREDICTION_KEY")
@@ -185,6 +262,22 @@ class Client:
                           {"Prediction-Key": self.config.prediction_key,
                            "Content-Type": "application/octet-stream"}, data=data)
         return resp.json()
+
+    def fetch(self, url: str) -> bytes:
+        """The bytes behind a (signed) URL, e.g. an image's originalImageUri; sent without a key,
+        not paced (blob downloads are not API calls), but a 429/503 is retried as any call."""
+        attempt = 0
+        while True:
+            resp = self.http.get(url, timeout=self.timeout)
+            wait = self.throttle.after(resp.status_code, resp.headers.get("Retry-After"), attempt,
+                                       self.clock())
+            if wait is None:
+                break
+            self.sleep(wait)
+            attempt += 1
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, "", f"download failed: HTTP {resp.status_code}")
+        return resp.content
 
     def download(self, url: str, path: Path) -> int:
         """Saves a (signed) download URL to `path`, streamed; returns the bytes written."""

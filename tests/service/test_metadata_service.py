@@ -18,7 +18,7 @@ from loupe.v1 import metadata_pb2 as pb
 from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
 from internal_clients import ByRole
 from loupe_common.config import load
-from loupe_common.errors import BadRequest, Conflict, LoupeError, NotFound
+from loupe_common.errors import AlreadyExists, BadRequest, Conflict, LoupeError, NotFound
 from loupe_metadata import access
 from loupe_metadata.config import MetadataConfig
 from loupe_metadata.migrate import discover, migrate
@@ -205,6 +205,33 @@ def test_another_accounts_project_does_not_exist(md, account):
     # The owner still has everything.
     assert md.GetProject(pb.GetProjectRequest(**project.ids())).project.id == project.id
     assert project.images().total == 10
+
+
+def test_projects_and_tags_imported_with_their_ids_idempotently(md, account):
+    pid, tid = str(uuid.uuid4()), str(uuid.uuid4())
+    request = pb.CreateProjectRequest(account_id=account.id, id=pid, name="imported",
+                                      description="d", classification_type="Multilabel")
+    first = md.CreateProject(request)
+    assert (first.project.id, first.existed) == (pid, False)
+    assert first.project.classification_type == "Multilabel" and first.project.description == "d"
+    again = md.CreateProject(pb.CreateProjectRequest(account_id=account.id, id=pid, name="other"))
+    assert again.existed and again.project.name == "imported"  # returned unchanged
+    assert [p.id for p in md.ListProjects(pb.ListProjectsRequest(account_id=account.id)).projects] == [pid]
+    tag = pb.CreateTagRequest(account_id=account.id, project_id=pid, id=tid, name="neg", type="Negative")
+    made = md.CreateTag(tag)
+    assert (made.tag.id, made.tag.type, made.existed) == (tid, "Negative", False)
+    assert md.CreateTag(tag).existed
+    # Ids another account or project holds: ALREADY_EXISTS, Custom Vision's Conflict.
+    other = md.CreateAccount(pb.CreateAccountRequest(name="other")).account
+    expect("Conflict", AlreadyExists, md.CreateProject,
+           pb.CreateProjectRequest(account_id=other.id, id=pid, name="stolen"))
+    second = md.CreateProject(pb.CreateProjectRequest(account_id=account.id, name="second")).project
+    expect("Conflict", AlreadyExists, md.CreateTag,
+           pb.CreateTagRequest(account_id=account.id, project_id=second.id, id=tid, name="neg"))
+    expect("BadRequestInvalidIds", BadRequest, md.CreateProject,
+           pb.CreateProjectRequest(account_id=account.id, id="not-a-uuid", name="x"))
+    # Without an id, creation draws a new one as before.
+    assert second.id not in (pid, tid) and uuid.UUID(second.id)
 
 
 def test_project_validation_listing_and_update(md, account):

@@ -63,6 +63,15 @@ class Conflict(LoupeError):
     default_code = "BadRequest"
 
 
+class AlreadyExists(LoupeError):
+    """An id the caller chose is taken by something it may not see (Loupe's import path, which
+    creates projects and tags with given ids): 409 with Custom Vision's `Conflict` code."""
+
+    http_status = 409
+    grpc_status = grpc.StatusCode.ALREADY_EXISTS
+    default_code = "Conflict"
+
+
 class TooManyRequests(LoupeError):
     http_status = 429
     grpc_status = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -83,7 +92,8 @@ class Internal(LoupeError):
 
 _BY_GRPC_STATUS = {
     cls.grpc_status: cls
-    for cls in (BadRequest, Unauthorized, NotFound, Conflict, TooManyRequests, Unavailable)
+    for cls in (BadRequest, Unauthorized, NotFound, Conflict, AlreadyExists, TooManyRequests,
+                Unavailable)
 }
 
 

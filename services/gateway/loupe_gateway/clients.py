@@ -127,6 +127,17 @@ class Backends:
             target_export_platforms=list(target_export_platforms),
         )).project
 
+    def import_project(self, account_id: str, project_id: str, name: str, description: str,
+                       domain_id: str, classification_type: str,
+                       target_export_platforms: Sequence[str]) -> tuple[mpb.Project, bool]:
+        """Creates the project with a given id, idempotently: (project, existed)."""
+        resp = self.metadata.CreateProject(mpb.CreateProjectRequest(
+            account_id=account_id, id=project_id, name=name, description=description,
+            domain_id=domain_id, classification_type=classification_type,
+            target_export_platforms=list(target_export_platforms),
+        ))
+        return resp.project, resp.existed
+
     def get_project(self, account_id: str, project_id: str) -> mpb.Project:
         return self.metadata.GetProject(
             mpb.GetProjectRequest(account_id=account_id, project_id=project_id)).project
@@ -150,6 +161,14 @@ class Backends:
         return self.metadata.CreateTag(mpb.CreateTagRequest(
             account_id=account_id, project_id=project_id, name=name, description=description,
             type=type)).tag
+
+    def import_tag(self, account_id: str, project_id: str, tag_id: str, name: str,
+                   description: str, type: str) -> tuple[mpb.Tag, bool]:
+        """Creates the tag with a given id, idempotently: (tag, existed)."""
+        resp = self.metadata.CreateTag(mpb.CreateTagRequest(
+            account_id=account_id, project_id=project_id, id=tag_id, name=name,
+            description=description, type=type))
+        return resp.tag, resp.existed
 
     def get_tag(self, account_id: str, project_id: str, tag_id: str) -> mpb.Tag:
         return self.metadata.GetTag(mpb.GetTagRequest(

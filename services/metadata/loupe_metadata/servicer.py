@@ -31,14 +31,18 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # projects
     def CreateProject(self, request, context):
-        project = self._core.projects.create_project(
-            request.account_id,
-            request.name,
+        fields = dict(
             description=request.description,
             domain_id=request.domain_id,
             classification_type=request.classification_type,
             target_export_platforms=list(request.target_export_platforms),
         )
+        if request.id:
+            project, existed = self._core.projects.import_project(
+                request.account_id, request.id, request.name, **fields
+            )
+            return pb.CreateProjectResponse(project=project, existed=existed)
+        project = self._core.projects.create_project(request.account_id, request.name, **fields)
         return pb.CreateProjectResponse(project=project)
 
     def GetProject(self, request, context):
@@ -71,6 +75,12 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
 
     # tags
     def CreateTag(self, request, context):
+        if request.id:
+            tag, existed = self._core.tags.import_tag(
+                request.account_id, request.project_id, request.id, request.name,
+                description=request.description, type=request.type,
+            )
+            return pb.CreateTagResponse(tag=tag, existed=existed)
         tag = self._core.tags.create_tag(
             request.account_id,
             request.project_id,

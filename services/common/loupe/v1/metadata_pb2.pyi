@@ -84,26 +84,30 @@ class Project(_message.Message):
     def __init__(self, id: _Optional[str] = ..., account_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., target_export_platforms: _Optional[_Iterable[str]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class CreateProjectRequest(_message.Message):
-    __slots__ = ("account_id", "name", "description", "domain_id", "classification_type", "target_export_platforms")
+    __slots__ = ("account_id", "name", "description", "domain_id", "classification_type", "target_export_platforms", "id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_ID_FIELD_NUMBER: _ClassVar[int]
     CLASSIFICATION_TYPE_FIELD_NUMBER: _ClassVar[int]
     TARGET_EXPORT_PLATFORMS_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     name: str
     description: str
     domain_id: str
     classification_type: str
     target_export_platforms: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., target_export_platforms: _Optional[_Iterable[str]] = ...) -> None: ...
+    id: str
+    def __init__(self, account_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., target_export_platforms: _Optional[_Iterable[str]] = ..., id: _Optional[str] = ...) -> None: ...
 
 class CreateProjectResponse(_message.Message):
-    __slots__ = ("project",)
+    __slots__ = ("project", "existed")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
     project: Project
-    def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ...) -> None: ...
+    existed: bool
+    def __init__(self, project: _Optional[_Union[Project, _Mapping]] = ..., existed: _Optional[bool] = ...) -> None: ...
 
 class GetProjectRequest(_message.Message):
     __slots__ = ("account_id", "project_id")
@@ -188,24 +192,28 @@ class Tag(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[str] = ..., image_count: _Optional[int] = ...) -> None: ...
 
 class CreateTagRequest(_message.Message):
-    __slots__ = ("account_id", "project_id", "name", "description", "type")
+    __slots__ = ("account_id", "project_id", "name", "description", "type", "id")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     project_id: str
     name: str
     description: str
     type: str
-    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[str] = ...) -> None: ...
+    id: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., description: _Optional[str] = ..., type: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
 
 class CreateTagResponse(_message.Message):
-    __slots__ = ("tag",)
+    __slots__ = ("tag", "existed")
     TAG_FIELD_NUMBER: _ClassVar[int]
+    EXISTED_FIELD_NUMBER: _ClassVar[int]
     tag: Tag
-    def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ...) -> None: ...
+    existed: bool
+    def __init__(self, tag: _Optional[_Union[Tag, _Mapping]] = ..., existed: _Optional[bool] = ...) -> None: ...
 
 class GetTagRequest(_message.Message):
     __slots__ = ("account_id", "project_id", "tag_id", "iteration_id")

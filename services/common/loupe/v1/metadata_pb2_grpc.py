@@ -230,7 +230,7 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateProject(self, request, context):
-        """Creates a project owned by the account.
+        """Creates a project owned by the account (with a given id: Loupe's idempotent import path).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -266,7 +266,8 @@ class MetadataServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CreateTag(self, request, context):
-        """Creates a tag (Regular or Negative; names unique per project, case-insensitively).
+        """Creates a tag (Regular or Negative; names unique per project, case-insensitively; with a
+        given id: Loupe's idempotent import path).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -5,8 +5,8 @@ from flask import Blueprint, Response, jsonify, request
 
 from loupe_common import storage_keys
 from loupe_common.errors import BadRequest
-from loupe_gateway import domains, serialize
-from loupe_gateway.api.common import account, no_content
+from loupe_gateway import domains, serialize, validation
+from loupe_gateway.api.common import account, json_body, no_content
 from loupe_gateway.app import state
 from loupe_gateway.flows import projects as flow
 
@@ -37,6 +37,32 @@ def create_project():
         target_export_platforms=_export_platforms(args.get("targetExportPlatforms"), domain_id),
     )
     return jsonify(serialize.project(project))
+
+
+@bp.put("/projects/<project_id>")
+def import_project(project_id: str):
+    """Loupe extension (Custom Vision has no PUT on a project): creates the project with the id
+    in the path, from a Project JSON body, so an imported project keeps its id (`loupe
+    import-azure`, docs/migrating.md). Idempotent: 201 when created, 200 with the project
+    unchanged when the caller's account already holds it; 409 Conflict when another account
+    holds that id."""
+    body = json_body("Project")
+    settings = body.get("settings") or {}
+    if not isinstance(settings, dict):
+        raise BadRequest("settings must be an object", "BadRequest")
+    domain_id = domains.resolve(settings.get("domainId"))
+    platforms = settings.get("targetExportPlatforms") or []
+    if not isinstance(platforms, list):
+        raise BadRequest("targetExportPlatforms must be a list", "BadRequest")
+    project, existed = state().backends.import_project(
+        account(), validation.parse_guid(project_id),
+        name=str(body.get("name") or ""),
+        description=str(body.get("description") or ""),
+        domain_id=domain_id,
+        classification_type=str(settings.get("classificationType") or ""),
+        target_export_platforms=_export_platforms(",".join(map(str, platforms)), domain_id),
+    )
+    return jsonify(serialize.project(project)), 200 if existed else 201
 
 
 @bp.get("/projects")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from loupe_gateway import serialize
+from loupe_gateway import serialize, validation
 from loupe_gateway.api.common import account, json_body, no_content
 from loupe_gateway.app import state
 
@@ -28,6 +28,21 @@ def create_tag(project_id: str):
         description=args.get("description", ""), type=args.get("type", ""),
     )
     return jsonify(serialize.tag(tag))
+
+
+@bp.put("/projects/<project_id>/tags/<tag_id>")
+def import_tag(project_id: str, tag_id: str):
+    """Loupe extension: creates the tag with the id in the path, from a Tag JSON body (name,
+    description, type), so an imported tag keeps its id. Idempotent: 201 when created, 200 with
+    the tag unchanged when the project already has it; 409 Conflict when another project has
+    that id."""
+    body = json_body("Tag")
+    tag, existed = state().backends.import_tag(
+        account(), project_id, validation.parse_guid(tag_id),
+        name=str(body.get("name") or ""), description=str(body.get("description") or ""),
+        type=str(body.get("type") or ""),
+    )
+    return jsonify(serialize.tag(tag)), 200 if existed else 201
 
 
 @bp.get("/projects/<project_id>/tags/<tag_id>")

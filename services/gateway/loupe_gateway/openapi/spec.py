@@ -219,6 +219,11 @@ OPERATIONS: dict[str, dict[str, Op]] = {
         query=(Param("name", required=True), Param("description"), Param("domainId", "uuid"),
                Param("classificationType", "Multiclass|Multilabel"),
                Param("targetExportPlatforms", "[string]")))},
+    T + "projects.import_project": {"PUT": Op(
+        "Loupe extension: create the project with this id (import from Custom Vision; "
+        "idempotent: 201 created, 200 already the caller's, 409 Conflict when another account "
+        "holds the id)", body="Project", response="Project", status=201,
+        extra_statuses=(200,))},
     T + "projects.list_projects": {"GET": Op("List projects", response="[Project]",
                                              sdk="get_projects")},
     T + "projects.get_project": {"GET": Op("Get a project", response="Project",
@@ -238,6 +243,10 @@ OPERATIONS: dict[str, dict[str, Op]] = {
         "Create a tag", response="Tag", sdk="create_tag",
         query=(Param("name", required=True), Param("description"),
                Param("type", "Regular|Negative")))},
+    T + "tags.import_tag": {"PUT": Op(
+        "Loupe extension: create the tag with this id (import from Custom Vision; idempotent: "
+        "201 created, 200 already the project's, 409 Conflict when another project has the id)",
+        body="Tag", response="Tag", status=201, extra_statuses=(200,))},
     T + "tags.get_tag": {"GET": Op("Get a tag", query=(ITERATION_ID,), response="Tag",
                                    sdk="get_tag")},
     T + "tags.update_tag": {"PATCH": Op("Update a tag", body="Tag", response="Tag",

@@ -5,8 +5,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import psycopg
+
 from loupe.v1 import metadata_pb2 as pb
-from loupe_common.errors import NotFound
+from loupe_common.errors import AlreadyExists, NotFound
 from loupe_metadata import quotas, rules
 from loupe_metadata.db import Repository
 from loupe_metadata.repositories.lookups import project_row
@@ -32,6 +34,40 @@ class ProjectRepository(Repository):
         classification_type: str = "",
         target_export_platforms: Sequence[str] = (),
     ) -> pb.Project:
+        project, _existed = self._create(account_id, uuid.uuid4(), name, description, domain_id,
+                                         classification_type, target_export_platforms)
+        return project
+
+    def import_project(
+        self,
+        account_id: str,
+        project_id: str,
+        name: str,
+        description: str = "",
+        domain_id: str = "",
+        classification_type: str = "",
+        target_export_platforms: Sequence[str] = (),
+    ) -> tuple[pb.Project, bool]:
+        """Creates a project with a given id (Loupe's import path), idempotently.
+
+        Returns:
+            (the project, whether the account already held it: then it is returned unchanged).
+        Raises:
+            AlreadyExists: another account holds a project of this id (Conflict).
+        """
+        (pid,) = rules.parse_uuids([project_id])
+        try:
+            return self._create(account_id, pid, name, description, domain_id,
+                                classification_type, target_export_platforms)
+        except psycopg.errors.UniqueViolation:
+            # Another account's import of the same id committed between our check and insert.
+            raise AlreadyExists(
+                f"project id {pid} is already used by another account", "Conflict"
+            ) from None
+
+    def _create(self, account_id: str, project_id: uuid.UUID, name: str, description: str,
+                domain_id: str, classification_type: str,
+                target_export_platforms: Sequence[str]) -> tuple[pb.Project, bool]:
         name = rules.project_name(name)
         description = rules.project_description(description)
         classification = rules.classification_type(classification_type)
@@ -45,13 +81,22 @@ class ProjectRepository(Repository):
             held = cur.execute(
                 "SELECT count(*) AS n FROM projects WHERE account_id = %s", (parse_uuid(account_id),)
             ).fetchone()["n"]
+            existing = cur.execute(
+                "SELECT * FROM projects WHERE id = %s", (project_id,)
+            ).fetchone()
+            if existing is not None:
+                if existing["account_id"] != parse_uuid(account_id):
+                    raise AlreadyExists(
+                        f"project id {project_id} is already used by another account", "Conflict"
+                    )
+                return project_pb(existing), True
             quotas.check(self._db.quotas, "projects", held + 1)
             row = cur.execute(
                 "INSERT INTO projects (id, account_id, name, description, domain_id,"
                 " classification_type, target_export_platforms)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *",
                 (
-                    uuid.uuid4(),
+                    project_id,
                     account_id,
                     name,
                     description,
@@ -60,7 +105,7 @@ class ProjectRepository(Repository):
                     list(target_export_platforms),
                 ),
             ).fetchone()
-        return project_pb(row)
+        return project_pb(row), False
 
     def get_project(self, account_id: str, project_id: str) -> pb.Project:
         with self._db.transaction() as cur:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import psycopg
 
 from loupe.v1 import metadata_pb2 as pb
-from loupe_common.errors import BadRequest, Conflict
+from loupe_common.errors import AlreadyExists, BadRequest, Conflict
 from loupe_metadata import quotas, rules
 from loupe_metadata.db import Repository
 from loupe_metadata.repositories.lookups import (
@@ -24,6 +24,8 @@ def _conflict(err: psycopg.errors.UniqueViolation, name: str | None) -> Conflict
     """The Custom Vision error of a tag insert or update that broke a uniqueness constraint."""
     if err.diag.constraint_name == "tags_project_negative_uq":
         return Conflict("the project already has a Negative tag", "BadRequestMultipleNegativeTag")
+    if err.diag.constraint_name == "tags_pkey":  # a concurrent import took the id first
+        return AlreadyExists("the tag id is already used by another project", "Conflict")
     return Conflict(f"the project already has a tag named {name!r}", "BadRequestTagNameNotUnique")
 
 
@@ -33,12 +35,40 @@ class TagRepository(Repository):
     def create_tag(
         self, account_id: str, project_id: str, name: str, description: str = "", type: str = ""
     ) -> pb.Tag:
+        tag, _existed = self._create(account_id, project_id, uuid.uuid4(), name, description, type)
+        return tag
+
+    def import_tag(
+        self, account_id: str, project_id: str, tag_id: str, name: str, description: str = "",
+        type: str = "",
+    ) -> tuple[pb.Tag, bool]:
+        """Creates a tag with a given id (Loupe's import path), idempotently.
+
+        Returns:
+            (the tag, whether the project already had it: then it is returned unchanged).
+        Raises:
+            AlreadyExists: another project (of any account) has a tag of this id (Conflict).
+        """
+        (tid,) = rules.parse_uuids([tag_id])
+        return self._create(account_id, project_id, tid, name, description, type)
+
+    def _create(self, account_id: str, project_id: str, tag_id: uuid.UUID, name: str,
+                description: str, type: str) -> tuple[pb.Tag, bool]:
         name = rules.tag_name(name)
         description = rules.tag_description(description)
         kind = rules.tag_type(type)
         try:
             with self._db.transaction() as cur:
                 project = project_row(cur, account_id, project_id, lock=True)
+                existing = cur.execute(
+                    f"SELECT {TAG_COLUMNS} FROM tags t WHERE t.id = %s", (tag_id,)
+                ).fetchone()
+                if existing is not None:
+                    if existing["project_id"] != project["id"]:
+                        raise AlreadyExists(
+                            f"tag id {tag_id} is already used by another project", "Conflict"
+                        )
+                    return tag_pb(existing), True
                 held = cur.execute(
                     "SELECT count(*) AS n FROM tags WHERE project_id = %s", (project["id"],)
                 ).fetchone()["n"]
@@ -47,11 +77,11 @@ class TagRepository(Repository):
                     "INSERT INTO tags (id, project_id, name, description, type)"
                     " VALUES (%s, %s, %s, %s, %s)"
                     " RETURNING id, project_id, name, description, type, 0 AS image_count",
-                    (uuid.uuid4(), project["id"], name, description, kind),
+                    (tag_id, project["id"], name, description, kind),
                 ).fetchone()
         except psycopg.errors.UniqueViolation as err:
             raise _conflict(err, name) from None
-        return tag_pb(row)
+        return tag_pb(row), False
 
     def get_tag(
         self, account_id: str, project_id: str, tag_id: str, iteration_id: str = ""
