@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 import zipfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -123,10 +124,17 @@ class _Images(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@dataclass(frozen=True)
+class Container:
+    url: str  # where its server answers
+    names: set[str]  # the zip's members
+    folder: Path  # the zip, unpacked
+    venv: Path  # the fresh venv the server runs from
+
+
 @pytest.fixture(scope="module")
 def container(clients, trained, tmp_path_factory):
-    """The Linux export unpacked, its server running from a fresh venv on 127.0.0.1:
-    (base URL, the zip's names, the zip's Dockerfile text)."""
+    """The Linux export unpacked, its server running from a fresh venv on 127.0.0.1."""
     trainer = clients[0]
     project, _tags, iteration = trained
     blob = _export(trainer, project.id, iteration.id, "Linux")
@@ -159,7 +167,7 @@ def container(clients, trained, tmp_path_factory):
             found = re.search(r"serving on 127\.0\.0\.1:(\d+)", log_path.read_text())
             port = int(found.group(1)) if found else None
             time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}", names, (root / "export" / "Dockerfile").read_text()
+        yield Container(f"http://127.0.0.1:{port}", names, root / "export", venv)
     finally:
         proc.terminate()
         try:
@@ -187,16 +195,17 @@ def _assert_custom_vision_shape(answer: dict, project, iteration, tags) -> None:
 
 
 def test_zip_members_and_dockerfile(container):
-    _url, names, dockerfile = container
-    assert {"Dockerfile", "README.md"} | APP_FILES <= names
-    assert re.search(r"^FROM python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M)
+    dockerfile = (container.folder / "Dockerfile").read_text()
+    assert {"Dockerfile", "README.md"} | APP_FILES <= container.names
+    assert re.search(r"^ARG BASE=python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{BASE\}$", dockerfile, re.M)
     assert 'CMD ["python3", "app.py"]' in dockerfile
 
 
 def test_container_answers_like_loupe(clients, trained, container):
     _trainer, predictor, _ = clients
     project, tags, iteration = trained
-    url, _names, _dockerfile = container
+    url = container.url
     assert requests.get(f"{url}/", timeout=10).text == "CustomVision.ai model host harness"
 
     images = _images()
@@ -246,7 +255,7 @@ def test_container_answers_like_loupe(clients, trained, container):
 
 
 def test_container_refusals(container):
-    url = container[0]
+    url = container.url
     bad = requests.post(f"{url}/image", data=b"not an image", timeout=10)
     assert bad.status_code == 400 and bad.json()["code"] == "BadRequestImageFormat"
     big = requests.post(f"{url}/image", data=b"\0" * (4 * 1024 * 1024 + 1), timeout=30)
@@ -265,7 +274,7 @@ def test_arm_flavor_and_bad_flavors(clients, trained, container):
     with zipfile.ZipFile(io.BytesIO(_export(trainer, project.id, iteration.id, "ARM"))) as zf:
         assert {"Dockerfile", "README.md"} | APP_FILES <= set(zf.namelist())
         dockerfile = zf.read("Dockerfile").decode()
-    assert re.search(r"^FROM --platform=linux/arm64 python:3\.11\.\d+-slim-bookworm$", dockerfile, re.M)
+    assert re.search(r"^FROM --platform=linux/arm64 \$\{BASE\}$", dockerfile, re.M)
     listed = [e for e in trainer.get_exports(project.id, iteration.id) if e.platform == "DockerFile"]
     assert [(e.status, e.flavor) for e in listed] == [("Done", "ARM")]
     for flavor in ("Windows", "ONNX12", "TensorFlowLite"):
@@ -275,3 +284,91 @@ def test_arm_flavor_and_bad_flavors(clients, trained, container):
         assert info.value.response.status_code == 400
     # The flavor the request names is built, whatever was exported before.
     _export(trainer, project.id, iteration.id, "Linux")
+
+
+#: A stand-in for python:3.11-slim made from the cluster tooling's Debian base (no registry is
+#: reachable here): Debian bookworm's Python is 3.11 too, with pip, and without Debian's
+#: "externally managed" marker, as in the official image.
+_PYTHON_BASE_DOCKERFILE = """\
+ARG BASE
+FROM ${BASE}
+RUN apt-get update \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 python3-pip \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && rm -f /usr/lib/python3.*/EXTERNALLY-MANAGED
+"""
+#: Run inside the built image: its server on a free port, one image posted to /image.
+_IN_IMAGE = """\
+import base64, json, sys, threading, urllib.request
+sys.path.insert(0, "/app")
+import app
+server, port = app.create_server("/app", "127.0.0.1", 0)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+base = f"http://127.0.0.1:{port}"
+out = {"index": urllib.request.urlopen(base + "/", timeout=10).read().decode()}
+request = urllib.request.Request(base + "/image", data=base64.b64decode(sys.argv[1]),
+                                 headers={"Content-Type": "application/octet-stream"})
+out["image"] = json.load(urllib.request.urlopen(request, timeout=60))
+server.shutdown()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_image_builds_with_the_cluster_image_builder(clients, trained, container, tmp_path):
+    """The zip's Dockerfile, unchanged, built by the cluster tooling's buildah builder (when this
+    machine has buildah and the tooling's Debian base), answers from inside the image."""
+    import base64
+    import hashlib
+    import json
+    import shutil
+
+    from loupe_cluster import images as cluster_images
+
+    base = f"{cluster_images.REGISTRY}/debian:{cluster_images.DEBIAN_SUITE}-{cluster_images.BASE_VERSION}"
+    if shutil.which("buildah") is None or not cluster_images.Images.built(base):
+        pytest.skip("no buildah, or no cluster base image (make k8s-up builds it)")
+    _trainer, predictor, _ = clients
+    project, _tags, iteration = trained
+    builder = cluster_images.Images(tmp_path / "cache", tmp_path / "unused.sock")
+    (tmp_path / "python-base").mkdir()
+    (tmp_path / "python-base" / "Dockerfile").write_text(_PYTHON_BASE_DOCKERFILE)
+    # Kept between runs (named by what went into it), as the tooling keeps its own images.
+    python_base = builder.bud(
+        f"{cluster_images.REGISTRY}/container-test-python:"
+        f"{hashlib.sha256((_PYTHON_BASE_DOCKERFILE + base).encode()).hexdigest()[:12]}",
+        tmp_path / "python-base" / "Dockerfile", tmp_path / "python-base", base)
+    # No network in the build: the pinned wheels from a folder, as the tooling builds Loupe's.
+    wheels = tmp_path / "wheels"
+    subprocess.run([str(container.venv / "bin" / "python"), "-m", "pip", "download", "--quiet",
+                    "--disable-pip-version-check", "--only-binary=:all:", "-d", str(wheels), "-r",
+                    str(container.folder / "app" / "requirements.txt")], check=True, timeout=600)
+    ref = f"{cluster_images.REGISTRY}/container-test-classifier:{uuid.uuid4().hex[:12]}"
+    working = None
+    try:
+        started = time.monotonic()
+        builder.bud(ref, container.folder / "Dockerfile", container.folder, python_base,
+                    volumes=[f"{wheels}:/wheels:ro"],
+                    build_args={"PIP_ARGS": "--no-index --find-links /wheels"})
+        print(f"\nthe container image built in {time.monotonic() - started:.1f} s")
+        config = json.loads(subprocess.run(["buildah", "inspect", "--type", "image", ref], check=True,
+                                           capture_output=True, text=True).stdout)["OCIv1"]["config"]
+        assert config["User"] == "10001" and config["Cmd"] == ["python3", "app.py"]
+        assert config["WorkingDir"] == "/app" and "80/tcp" in config["ExposedPorts"]
+        working = subprocess.run(["buildah", "from", "--pull=never", ref], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        data = _images()[-1][1]
+        ran = subprocess.run(["buildah", "run", "--isolation=chroot", "--network=host", "--workingdir",
+                              "/app", working, "--", "python3", "-c", _IN_IMAGE,
+                              base64.b64encode(data).decode()],
+                             capture_output=True, text=True, timeout=180)
+        assert ran.returncode == 0, ran.stdout[-2000:] + ran.stderr[-2000:]
+        out = json.loads(ran.stdout.split("RESULT ", 1)[1])
+    finally:
+        if working:
+            subprocess.run(["buildah", "rm", working], capture_output=True)
+        subprocess.run(["buildah", "rmi", "--force", ref], capture_output=True)
+    assert out["index"] == "CustomVision.ai model host harness"
+    assert (out["image"]["project"], out["image"]["iteration"]) == (project.id, iteration.id)
+    loupe = {p.tag_id: p.probability for p in predictor.classify_image(project.id, PUBLISH_NAME, data).predictions}
+    got = _by_tag(out["image"])
+    assert all(abs(got.get(t, 0.0) - p) <= TOLERANCE for t, p in loupe.items()), (got, loupe)

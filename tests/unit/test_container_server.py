@@ -130,10 +130,10 @@ def test_flavors():
 
 def test_dockerfiles():
     linux, arm = container.dockerfile("Linux"), container.dockerfile("ARM")
-    assert f"\nFROM python:{container.PYTHON_TAG}\n" in linux
-    assert f"\nFROM --platform=linux/arm64 python:{container.PYTHON_TAG}\n" in arm
+    assert "\nFROM ${BASE}\n" in linux and "\nFROM --platform=linux/arm64 ${BASE}\n" in arm
     for text in (linux, arm):
-        assert "{" not in text.replace("/{project}/", "")  # every placeholder filled
+        assert f"\nARG BASE=python:{container.PYTHON_TAG}\n" in text
+        assert "{" not in text.replace("/{project}/", "").replace("${BASE}", "")  # placeholders filled
         assert 'CMD ["python3", "app.py"]' in text and "EXPOSE 80" in text
     with pytest.raises(ValueError):
         container.dockerfile("Windows")
