@@ -11,6 +11,7 @@ import http.server
 import io
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -264,6 +265,20 @@ def test_container_refusals(container):
     assert no_url.status_code == 400 and no_url.json()["code"] == "BadRequestImageUrl"
     assert requests.get(f"{url}/image", timeout=10).status_code == 405
     assert requests.post(f"{url}/nothing/here", data=b"x", timeout=10).status_code == 404
+    # A refused body left unread is not taken for a next request: the connection closes.
+    smuggled = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST /nothing HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+                     + smuggled)
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 404"), answer
+    assert b"Connection: close" in answer
     # Still serving after all that.
     assert requests.get(f"{url}/", timeout=10).status_code == 200
 

@@ -300,6 +300,8 @@ def _handler(classifier: Classifier, max_bytes: int, slots: threading.BoundedSem
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(body)
@@ -320,11 +322,13 @@ def _handler(classifier: Classifier, max_bytes: int, slots: threading.BoundedSem
                 self.close_connection = True
                 raise RequestError(413, "BadRequestImageSizeBytes",
                                    f"the request is over {max_bytes} bytes")
+            self.body_read = True
             return self.rfile.read(size)
 
         def _serve(self) -> None:
             started = time.perf_counter()
             status = 200
+            self.body_read = False
             try:
                 found = route(self.command, self.path)
                 if found.kind == "index":
@@ -341,6 +345,9 @@ def _handler(classifier: Classifier, max_bytes: int, slots: threading.BoundedSem
                 self._send(200, json.dumps(answer).encode(), "application/json")
             except RequestError as err:
                 status = err.status
+                if not self.body_read and self.headers.get("Content-Length", "0").strip() != "0":
+                    # A body left unread would be taken for the next request: close instead.
+                    self.close_connection = True
                 self._send(err.status, error_body(err.code, err.message), "application/json")
             except Exception as exc:  # noqa: BLE001 - one bad request must not stop the server
                 status = 500
