@@ -64,7 +64,7 @@ def compact(clients):
     trainer = clients[0]
     project, tags = _project(trainer, "General (compact)", seed=41)
     iteration = _wait(trainer, project.id, trainer.train_project(project.id))
-    assert iteration.exportable and iteration.exportable_to == ["ONNX"]
+    assert iteration.exportable and iteration.exportable_to == ["ONNX", "DockerFile"]
     yield project, tags, iteration
     try:
         trainer.unpublish_iteration(project.id, iteration.id)

@@ -95,9 +95,31 @@ def test_export_stores_the_zip_and_then_a_done_record(training, storage_client, 
     assert (record["status"], record["sizeBytes"], record["flavor"]) == (exports.DONE, got.size_bytes, "ONNX12")
 
 
+@pytest.mark.parametrize("flavor", ["", "Linux", "arm"])
+def test_docker_export_stores_a_container_zip(training, storage_client, trained, flavor):
+    pid, iid, key = trained
+    got = training.ExportIteration(pb.ExportIterationRequest(
+        project_id=pid, iteration_id=iid, artifact_key=key, platform="DockerFile", flavor=flavor))
+    assert got.export_key == storage_keys.export_zip_key(pid, iid, "DockerFile")
+    blob = storage_client.GetObject(spb.GetObjectRequest(key=got.export_key)).data
+    with zipfile.ZipFile(io.BytesIO(blob)) as zf:
+        assert {"Dockerfile", "app/app.py", "app/model.onnx", "app/labels.txt"} <= set(zf.namelist())
+        assert zf.read("app/labels.txt").decode().split() == TAGS
+        props = json.loads(zf.read("app/metadata_properties.json"))
+        dockerfile = zf.read("Dockerfile").decode()
+    assert (props["project_id"], props["iteration_id"]) == (pid, iid)
+    canonical = "ARM" if flavor == "arm" else "Linux"
+    assert ("--platform=linux/arm64" in dockerfile) == (canonical == "ARM")
+    record = exports.parse_record(storage_client.GetObject(spb.GetObjectRequest(
+        key=storage_keys.export_record_key(pid, iid, "DockerFile"))).data)
+    assert (record["status"], record["flavor"]) == (exports.DONE, canonical)
+
+
 @pytest.mark.parametrize(("platform", "flavor", "artifact", "code"), [
     ("CoreML", "", True, "BadRequestProjectUnsupportedExportPlatform"),
     ("ONNX", "TensorFlowLite", True, "BadRequestProjectUnsupportedExportPlatform"),
+    ("DockerFile", "Windows", True, "BadRequestProjectUnsupportedExportPlatform"),
+    ("DockerFile", "ONNX12", True, "BadRequestProjectUnsupportedExportPlatform"),
     ("ONNX", "", False, "BadRequestIterationIsNotTrained"),
 ])
 def test_what_cannot_be_exported_is_refused_before_anything_is_stored(
@@ -108,7 +130,7 @@ def test_what_cannot_be_exported_is_refused_before_anything_is_stored(
             project_id=pid, iteration_id=iid, artifact_key=key if artifact else "", platform=platform,
             flavor=flavor))
     assert err.value.code == code
-    for stored in (storage_keys.export_zip_key(pid, iid, "ONNX"), storage_keys.export_record_key(pid, iid, "ONNX")):
+    for stored in (storage_keys.export_zip_key(pid, iid, platform), storage_keys.export_record_key(pid, iid, platform)):
         with pytest.raises(NotFound):
             storage_client.GetObject(spb.GetObjectRequest(key=stored))
 

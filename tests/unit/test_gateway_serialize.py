@@ -86,7 +86,7 @@ def test_iteration_training_and_completed():
                          prediction_resource_id="/subscriptions/x", error_message="")
     out = serialize.iteration(done)
     assert "progress" not in out
-    assert out["exportable"] is True and out["exportableTo"] == ["ONNX"]
+    assert out["exportable"] is True and out["exportableTo"] == ["ONNX", "DockerFile"]
     model = TRAINING("Iteration", out)
     assert model.publish_name == "prod" and model.original_publish_resource_id == "/subscriptions/x"
     assert model.trained_at == T0

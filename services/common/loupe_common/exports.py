@@ -10,14 +10,46 @@ from __future__ import annotations
 
 import json
 
+from loupe_common.errors import BadRequest
 from loupe_common.timeutil import iso, utcnow
 
 #: Custom Vision's ExportStatus values.
 EXPORTING, DONE, FAILED = "Exporting", "Done", "Failed"
 #: Platforms Loupe builds (Custom Vision's ExportPlatform names).
-PLATFORMS = ("ONNX",)
+PLATFORMS = ("ONNX", "DockerFile")
 #: Flavors accepted for ONNX (Custom Vision's ExportFlavor); all give the same opset-17 model.
 ONNX_FLAVORS = ("", "ONNX10", "ONNX12")
+#: Flavors accepted for DockerFile: both give the same multi-arch Dockerfile (python:3.11-slim
+#: is published for amd64 and arm64); ARM's README and build line name linux/arm64. Custom
+#: Vision's "Windows" flavor (a Windows container) is not built.
+DOCKER_FLAVORS = ("Linux", "ARM")
+FLAVORS = {"ONNX": ONNX_FLAVORS, "DockerFile": DOCKER_FLAVORS}
+#: The flavor an export without one gets.
+DEFAULT_FLAVORS = {"ONNX": "", "DockerFile": "Linux"}
+
+
+def flavor(platform: str, raw: str | None) -> str:
+    """The canonical flavor of an export request (Custom Vision's ExportFlavor spelling).
+
+    Args:
+        platform: one of PLATFORMS.
+        raw: the `flavor` query parameter ("" or None: the platform's default); any case.
+
+    Returns:
+        The flavor as stored in the record ("" for a plain ONNX export).
+
+    Raises:
+        BadRequest: BadRequestProjectUnsupportedExportPlatform for a flavor the platform has not.
+    """
+    if not raw:
+        return DEFAULT_FLAVORS[platform]
+    by_lower = {f.lower(): f for f in FLAVORS[platform] if f}
+    out = by_lower.get(raw.lower())
+    if out is None:
+        known = ", ".join(f for f in FLAVORS[platform] if f)
+        raise BadRequest(f"flavor {raw!r} does not apply to {platform}; it takes {known}",
+                         "BadRequestProjectUnsupportedExportPlatform")
+    return out
 
 
 def record(platform: str, flavor: str, status: str, size_bytes: int = 0, message: str = "") -> bytes:

@@ -5,13 +5,14 @@ compact domain is exportable, as in Custom Vision.
 """
 from __future__ import annotations
 
+from loupe_common import exports
 from loupe_common.errors import BadRequest, NotFound
 
 GENERAL = "ee85a74c-405e-4adc-bb47-ffa8ca0c9f31"
 GENERAL_COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
 DEFAULT_DOMAIN = GENERAL
 
-EXPORT_PLATFORMS = ["ONNX"]
+EXPORT_PLATFORMS = list(exports.PLATFORMS)
 
 DOMAINS = {
     GENERAL: {

@@ -14,6 +14,7 @@ from loupe.v1 import storage_pb2 as spb
 from loupe_common import exports, storage_keys
 from loupe_common.errors import BadRequest, Internal, LoupeError
 from loupe_model.backbone import ensure_onnx, get_backbone
+from loupe_model.container import container_zip
 from loupe_model.export import export_zip
 from loupe_model.head import Head
 
@@ -39,8 +40,8 @@ class Exporter:
         Args:
             project_id, iteration_id: the trained iteration.
             artifact_key: storage key of its head.
-            platform: Custom Vision ExportPlatform; only "ONNX".
-            flavor: "" or an ONNX flavor.
+            platform: Custom Vision ExportPlatform: "ONNX" or "DockerFile".
+            flavor: the platform's flavor (exports.FLAVORS; "" for its default).
 
         Returns:
             (storage key of the zip, its size in bytes).
@@ -53,9 +54,7 @@ class Exporter:
             raise BadRequest(f"export platform {platform!r} is not supported; supported: "
                              f"{', '.join(exports.PLATFORMS)}",
                              "BadRequestProjectUnsupportedExportPlatform")
-        if flavor not in exports.ONNX_FLAVORS:
-            raise BadRequest(f"flavor {flavor!r} does not apply to {platform}",
-                             "BadRequestProjectUnsupportedExportPlatform")
+        flavor = exports.flavor(platform, flavor)
         if not artifact_key.startswith(storage_keys.ARTIFACTS):
             raise BadRequest("the iteration has no trained model", "BadRequestIterationIsNotTrained")
         key = storage_keys.export_zip_key(project_id, iteration_id, platform)
@@ -69,7 +68,10 @@ class Exporter:
                 raise Internal(f"the iteration's model cannot be exported: {exc}",
                                "ErrorExporterInvalidClassifier") from None
             backbone = ensure_onnx(get_backbone(head.backbone), self.model_cache)
-            blob = export_zip(head, backbone)
+            if platform == "DockerFile":
+                blob = container_zip(head, backbone, flavor, project_id, iteration_id)
+            else:
+                blob = export_zip(head, backbone)
             self.storage.PutObject(spb.PutObjectRequest(
                 key=key, data=blob, content_type="application/zip"))
         except LoupeError as err:

@@ -1,4 +1,4 @@
-"""Exports: iteration exports (`…/iterations/{id}/export`, ONNX) and project export / import
+"""Exports: iteration exports (`…/iterations/{id}/export`, ONNX and DockerFile) and project export / import
 (`…/projects/{id}/export` token, `POST /projects/import`).
 
 Iteration exports are built synchronously by a trainer (ExportIteration, a few seconds) and kept
@@ -85,10 +85,7 @@ def _platform(raw: str | None) -> str:
 @bp.post("/projects/<project_id>/iterations/<iteration_id>/export")
 def export_iteration(project_id: str, iteration_id: str):
     platform = _platform(request.args.get("platform"))
-    flavor = request.args.get("flavor", "") or ""
-    if flavor not in exports.ONNX_FLAVORS:
-        raise BadRequest(f"flavor {flavor!r} does not apply to {platform}",
-                         "BadRequestProjectUnsupportedExportPlatform")
+    flavor = exports.flavor(platform, request.args.get("flavor"))
     backends = state().backends
     it = backends.get_iteration(account(), project_id, iteration_id)
     if it.status == "Training":

@@ -15,13 +15,15 @@ bp = Blueprint("projects", __name__)
 
 def _export_platforms(raw: str | None, domain_id: str) -> list[str]:
     platforms = [p.strip() for p in (raw or "").split(",") if p.strip()]
+    by_upper = {p.upper(): p for p in domains.EXPORT_PLATFORMS}
     for platform in platforms:
-        if platform.upper() not in domains.EXPORT_PLATFORMS or not domains.exportable(domain_id):
+        if platform.upper() not in by_upper or not domains.exportable(domain_id):
             raise BadRequest(
                 f"export platform {platform!r} is not supported by this domain",
                 "BadRequestProjectUnsupportedExportPlatform",
             )
-    return [p.upper() for p in platforms]
+    # Custom Vision's spelling ("ONNX", "DockerFile"), whatever the case asked.
+    return [by_upper[p.upper()] for p in platforms]
 
 
 @bp.post("/projects")

@@ -322,8 +322,9 @@ OPERATIONS: dict[str, dict[str, Op]] = {
                                                         sdk="unpublish_iteration")},
     # --- training: exports ---
     T + "exports.export_iteration": {"POST": Op(
-        "Export a trained compact-domain iteration (ONNX: model, labels, preprocessing; built "
-        "synchronously, answers Done)", response="Export", sdk="export_iteration",
+        "Export a trained compact-domain iteration (ONNX: model, labels, preprocessing; "
+        "DockerFile, flavor Linux or ARM: a container answering Custom Vision's exported-container "
+        "API; built synchronously, answers Done)", response="Export", sdk="export_iteration",
         query=(Param("platform", "CoreML|TensorFlow|DockerFile|ONNX|VAIDK|OpenVino",
                      required=True),
                Param("flavor", "Linux|Windows|ONNX10|ONNX12|ARM|TensorFlowNormal|"
