@@ -12,7 +12,7 @@ from loupe.v1 import storage_pb2_grpc
 from loupe_common import config as cfg
 from internal_clients import ByRole
 from loupe_common import internal_auth
-from loupe_common.errors import BadRequest, NotFound
+from loupe_common.errors import BadRequest, Internal, NotFound
 from loupe_storage import access
 from loupe_storage.server import build_server
 from loupe_storage.config import StorageConfig
@@ -104,3 +104,59 @@ def test_bad_ids_are_refused_with_a_code(storage):
     with pytest.raises(BadRequest) as info:
         client.PutImage(pb.PutImageRequest(project_id="not-a-uuid", data=b"x"))
     assert info.value.code == "BadRequestInvalidIds"
+
+
+def _project_objects(client, project: str, feature_ids: tuple[str, ...]) -> dict[str, str]:
+    """Stores one of everything a project has (an image and its thumbnail, a head, features of
+    each definition, an export); returns what was stored: kind -> key or sha."""
+    sha = client.PutImage(pb.PutImageRequest(project_id=project, data=_png(size=(300, 200)))).sha256
+    client.GetImage(pb.GetImageRequest(project_id=project, sha256=sha, variant=pb.IMAGE_VARIANT_THUMBNAIL))
+    stored = {"image": sha, "head": f"artifacts/{project}/{uuid.uuid4()}/head.npz",
+              "export": f"exports/{project}/{uuid.uuid4()}/ONNX.zip"}
+    stored.update({f"features {f}": f"features/{f}/{project}/{sha}" for f in feature_ids})
+    for kind, key in stored.items():
+        if kind != "image":
+            client.PutObject(pb.PutObjectRequest(key=key, data=b"x", content_type="application/octet-stream"))
+    return stored
+
+
+def _still_there(client, project: str, stored: dict[str, str]) -> list[str]:
+    there = []
+    for kind, key in stored.items():
+        try:
+            if kind == "image":
+                for variant in (pb.IMAGE_VARIANT_ORIGINAL, pb.IMAGE_VARIANT_THUMBNAIL):
+                    client.as_role(internal_auth.GATEWAY).GetImage(
+                        pb.GetImageRequest(project_id=project, sha256=key, variant=variant))
+            else:
+                # features: the trainer's to read; artifacts and exports: the gateway's
+                role = internal_auth.TRAINING if kind.startswith("features") else internal_auth.GATEWAY
+                client.as_role(role).GetObject(pb.GetObjectRequest(key=key))
+            there.append(kind)
+        except NotFound:
+            pass
+    return there
+
+
+def test_delete_project_data_removes_every_object_of_the_project_only(storage):
+    client = storage
+    features = (f"def-{uuid.uuid4().hex[:6]}", f"def-{uuid.uuid4().hex[:6]}")
+    doomed, kept = str(uuid.uuid4()), str(uuid.uuid4())
+    doomed_objects = _project_objects(client, doomed, features)
+    kept_objects = _project_objects(client, kept, features)
+    assert sorted(_still_there(client, doomed, doomed_objects)) == sorted(doomed_objects)
+    deleted = client.DeleteProjectData(pb.DeleteProjectDataRequest(project_id=doomed)).deleted
+    # the original, its thumbnail, the head, the export and the features of both definitions
+    assert deleted == 2 + 2 + len(features)
+    assert _still_there(client, doomed, doomed_objects) == []
+    assert sorted(_still_there(client, kept, kept_objects)) == sorted(kept_objects)
+    assert client.DeleteProjectData(pb.DeleteProjectDataRequest(project_id=doomed)).deleted == 0
+
+
+def test_delete_project_data_is_the_gateways_and_needs_a_project_id(storage):
+    for role in (internal_auth.TRAINING, internal_auth.PREDICTION):
+        with pytest.raises(Internal, match="PERMISSION_DENIED"):
+            storage.as_role(role).DeleteProjectData(pb.DeleteProjectDataRequest(project_id=str(uuid.uuid4())))
+    for bad in ("", "artifacts", "../x", str(uuid.uuid4()).upper()):
+        with pytest.raises(BadRequest):
+            storage.DeleteProjectData(pb.DeleteProjectDataRequest(project_id=bad))

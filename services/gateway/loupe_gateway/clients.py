@@ -324,6 +324,9 @@ class Backends:
     def delete_prefix(self, prefix: str) -> None:
         self.storage.DeleteObjects(spb.DeleteObjectsRequest(prefix=prefix))
 
+    def delete_project_data(self, project_id: str) -> int:
+        return self.storage.DeleteProjectData(spb.DeleteProjectDataRequest(project_id=project_id)).deleted
+
     def get_object(self, key: str) -> bytes:
         return self.storage.GetObject(spb.GetObjectRequest(key=key)).data
 

@@ -24,6 +24,7 @@ ALLOW = {SERVICE_NAME: table(
     PutObject=(GATEWAY, TRAINING),
     GetObject=(GATEWAY, TRAINING, PREDICTION),
     DeleteObjects=(GATEWAY, TRAINING),
+    DeleteProjectData=(GATEWAY,),  # a deleted project's every object
 )}
 
 #: method -> role -> key roots that role may name (keys and DeleteObjects prefixes).

@@ -153,6 +153,17 @@ class Store:
             deleted += self._delete_prefix(prefix)
         return deleted
 
+    def delete_project(self, project_id: str) -> int:
+        """Removes every object of a project (storage_keys: all below `{root}{project}/`, and
+        features below `features/{feature_id}/{project}/` for each feature definition)."""
+        _check_project(project_id)
+        prefixes = [storage_keys.images_prefix(project_id), storage_keys.artifact_key(project_id, ""),
+                    storage_keys.export_prefix(project_id)]
+        for definition in self.client.list_objects(self.bucket, prefix=storage_keys.FEATURES):
+            if definition.is_dir:  # features/{feature_id}/
+                prefixes.append(f"{definition.object_name}{project_id}/")
+        return sum(self._delete_prefix(prefix) for prefix in prefixes)
+
     def _delete_prefix(self, prefix: str) -> int:
         keys = [o.object_name for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)]
         return self._delete_keys(keys)

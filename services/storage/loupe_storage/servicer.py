@@ -47,6 +47,9 @@ class StorageServicer(pbg.StorageServiceServicer):
                        list(request.keys) + ([request.prefix] if request.prefix else []))
         return pb.DeleteObjectsResponse(deleted=self.store.delete_objects(list(request.keys), request.prefix))
 
+    def DeleteProjectData(self, request, context):
+        return pb.DeleteProjectDataResponse(deleted=self.store.delete_project(request.project_id))
+
 
 def _check_allowed(method: str, context, keys: list[str]) -> None:
     """A malformed key is INVALID_ARGUMENT whoever asks; a well-formed one outside the caller's

@@ -64,6 +64,11 @@ class StorageServiceStub:
                 request_serializer=loupe_dot_v1_dot_storage__pb2.DeleteObjectsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteObjectsResponse.FromString,
                 _registered_method=True)
+        self.DeleteProjectData = channel.unary_unary(
+                '/loupe.v1.StorageService/DeleteProjectData',
+                request_serializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -112,6 +117,14 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeleteProjectData(self, request, context):
+        """Removes everything stored for a project, by its prefixes: image bytes and variants (stored
+        predictions' too), artifacts, cached features of every feature definition, exports.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +157,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteObjects,
                     request_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteObjectsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_storage__pb2.DeleteObjectsResponse.SerializeToString,
+            ),
+            'DeleteProjectData': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteProjectData,
+                    request_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -308,6 +326,33 @@ class StorageService:
             '/loupe.v1.StorageService/DeleteObjects',
             loupe_dot_v1_dot_storage__pb2.DeleteObjectsRequest.SerializeToString,
             loupe_dot_v1_dot_storage__pb2.DeleteObjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteProjectData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.StorageService/DeleteProjectData',
+            loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.SerializeToString,
+            loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from loupe_common import storage_keys
 from loupe_common.errors import LoupeError
 from loupe_gateway.clients import Backends
 
@@ -12,16 +11,12 @@ log = logging.getLogger(__name__)
 
 
 def delete(backends: Backends, account_id: str, project_id: str) -> None:
-    """Deletes a project's rows, then its image bytes, artifacts and exports."""
-    deleted = backends.delete_project(account_id, project_id)
+    """Deletes a project's rows, then everything stored for it, by prefix (image bytes and
+    variants, stored predictions' images, artifacts, cached features, exports)."""
+    backends.delete_project(account_id, project_id)
     # The rows are gone, so the bytes are unreachable through the API: removing them is
     # clean-up, and a storage hiccup must not turn a completed delete into an error.
     try:
-        if deleted.image_sha256:
-            backends.delete_image_data(project_id, deleted.image_sha256)
-        if deleted.artifact_keys:
-            backends.delete_objects(deleted.artifact_keys)
-        # Iteration exports and project export manifests.
-        backends.delete_prefix(storage_keys.export_prefix(project_id))
+        backends.delete_project_data(project_id)
     except LoupeError as err:
         log.warning("project %s deleted, but its stored bytes were not: %r", project_id, err)
