@@ -203,3 +203,17 @@ def test_migrations_are_numbered_and_ordered(tmp_path):
     (tmp_path / "0002_dup.sql").write_text("")
     with pytest.raises(ValueError):
         discover(tmp_path)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (5, "5 s"), (45.5, "45.5 s"), (119, "119 s"), (300, "5 min"), (5400, "90 min"),
+    (7200, "2 h"), (9000, "2.5 h"), (86400, "24 h"), (3 * 86400, "3 days"),
+])
+def test_durations_read_as_a_person_says_them(seconds, text):
+    assert rules.duration_text(seconds) == text
+
+
+def test_an_iteration_no_trainer_started_says_why_it_failed_and_what_to_do():
+    message = rules.untouched_message(86400)
+    assert message.startswith("no trainer started this training within 24 h")
+    assert "trained again" in message

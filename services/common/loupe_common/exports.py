@@ -5,9 +5,15 @@ An export is `exports/{project}/{iteration}/{platform}.zip` plus `….json`, a r
 loupe_common.storage_keys). The record lives and dies with the file (both go with the
 `exports/{project}/{iteration}/` prefix when the iteration or project is deleted), so no database
 table can disagree with what is actually stored.
+
+An export is built within one gateway request, which writes Exporting first and Done or Failed
+after; a gateway that dies in between leaves Exporting behind. Such a record `expired` once it is
+older than any export can take (LOUPE_EXPORT_TIMEOUT_S), and is then read as Failed, so it
+blocks no new export.
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 from loupe_common.errors import BadRequest
@@ -70,3 +76,25 @@ def parse_record(data: bytes) -> dict:
         pass
     return {"platform": None, "flavor": None, "status": FAILED, "sizeBytes": 0,
             "message": "unreadable export record"}
+
+
+def expired(record_: dict, now: dt.datetime, timeout_s: float) -> bool:
+    """Whether `record_` says Exporting but was written more than `timeout_s` before `now` (or
+    at no readable time): the export that wrote it is over, whatever became of it."""
+    if record_.get("status") != EXPORTING:
+        return False
+    try:
+        updated = dt.datetime.fromisoformat(str(record_["updated"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return True
+    if updated.tzinfo is None:
+        return True
+    return (now - updated).total_seconds() > timeout_s
+
+
+def current(record_: dict, now: dt.datetime, timeout_s: float) -> dict:
+    """`record_` as it stands at `now`: an expired Exporting record reads as Failed."""
+    if not expired(record_, now, timeout_s):
+        return record_
+    return {**record_, "status": FAILED,
+            "message": f"the export did not finish within {timeout_s:g} s"}

@@ -1,5 +1,6 @@
 """`python -m loupe_gateway`: serves the REST API with waitress and the public gRPC API
-(grpcapi, on LOUPE_GATEWAY_GRPC_PORT) until SIGTERM/SIGINT, then drains both."""
+(grpcapi, on LOUPE_GATEWAY_GRPC_PORT) until SIGTERM/SIGINT, then drains both; runs the
+reconciler of the training hand-off (reconciler.py) beside them."""
 from __future__ import annotations
 
 import functools
@@ -12,7 +13,7 @@ import threading
 from loupe_common.config import load
 from loupe_common.kafka import security_from_env
 from loupe_common.grpcserver import setup_logging
-from loupe_gateway import bodies
+from loupe_gateway import bodies, reconciler
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
 from loupe_gateway.grpcapi.server import build_server
@@ -60,12 +61,16 @@ def main() -> int:
     if public is not None:
         public.start()
         log.info("public gRPC API listening on %s:%d", config.host, public.port)
+    reconciling, reconciler_thread = reconciler.start(app.extensions["loupe"].backends, config)
     try:
         server.serve()
     finally:
+        reconciling.set()
         if signalled.is_set():  # the gRPC calls in flight end within the same grace
             grpc_stopped.wait(server.drain_seconds + 5)
         _stop_grpc(0)
+        if reconciler_thread is not None:
+            reconciler_thread.join(timeout=10)
         # Only now: requests in flight until the drain ended still used the backends.
         app.extensions["loupe"].backends.close()
     log.info("gateway stopped")

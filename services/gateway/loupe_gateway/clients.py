@@ -212,6 +212,7 @@ class Backends:
             account_id=account_id, project_id=project_id, training_type=training_type,
             reserved_budget_in_hours=reserved_budget_in_hours, force_train=force_train,
             selected_tag_ids=list(selected_tag_ids), min_images_per_tag=min_images_per_tag,
+            job_topic=kafka.TRAINING_JOBS,  # its job goes to the outbox in the same commit
         )).iteration
 
     def get_iteration(self, account_id: str, project_id: str, iteration_id: str
@@ -231,6 +232,18 @@ class Backends:
     def fail_iteration(self, iteration_id: str, error_message: str) -> None:
         self.metadata.FinishIteration(mpb.FinishIterationRequest(
             iteration_id=iteration_id, status="Failed", error_message=error_message))
+
+    def mark_training_job_sent(self, iteration_id: str) -> None:
+        self.metadata.MarkTrainingJobSent(mpb.MarkTrainingJobSentRequest(iteration_id=iteration_id))
+
+    def claim_training_jobs(self, unsent_seconds: float, limit: int
+                            ) -> list[mpb.PendingTrainingJob]:
+        return list(self.metadata.ClaimTrainingJobs(mpb.ClaimTrainingJobsRequest(
+            unsent_seconds=unsent_seconds, limit=limit)).jobs)
+
+    def fail_stale_iterations(self, untouched_seconds: float, limit: int) -> list[str]:
+        return list(self.metadata.FailStaleIterations(mpb.FailStaleIterationsRequest(
+            untouched_seconds=untouched_seconds, limit=limit)).iteration_ids)
 
     def publish_iteration(self, account_id: str, project_id: str, iteration_id: str,
                           publish_name: str, prediction_resource_id: str, overwrite: bool
@@ -364,21 +377,27 @@ class Backends:
         Raises:
             Unavailable: Kafka did not take the job.
         """
-        job = tpb.TrainingJob(
+        self.send_training_job(tpb.TrainingJob(
             iteration_id=iteration.id,
             project_id=iteration.project_id,
             account_id=account_id,
             training_type=iteration.training_type,
             reserved_budget_in_hours=iteration.reserved_budget_in_hours,
             requested_at=to_proto(utcnow()),
-        )
+        ))
+
+    def send_training_job(self, job: tpb.TrainingJob, topic: str = kafka.TRAINING_JOBS) -> None:
+        """Produces `job` to `topic` (keyed by project id) and waits for the acknowledgement.
+
+        Raises:
+            Unavailable: Kafka did not take the job.
+        """
         try:
             future = self._kafka_producer().send(
-                kafka.TRAINING_JOBS, key=iteration.project_id.encode(),
-                value=job.SerializeToString())
+                topic, key=job.project_id.encode(), value=job.SerializeToString())
             future.get(timeout=self._config.kafka_send_timeout)
         except Exception as exc:  # kafka-python raises many unrelated types
-            log.warning("training job for %s not produced: %s", iteration.id, exc)
+            log.warning("training job for %s not produced: %s", job.iteration_id, exc)
             raise Unavailable(
                 f"the training queue did not accept the job: {exc}",
                 "ErrorProjectTrainingRequestFailed",

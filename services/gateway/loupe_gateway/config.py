@@ -62,6 +62,26 @@ class GatewayConfig(InternalTLSConfig):
     kafka_send_timeout: float = env_field(
         "LOUPE_KAFKA_SEND_TIMEOUT", 15.0, "seconds to wait for Kafka to acknowledge a job"
     )
+    # The reconciler (reconciler.py): what a gateway that died mid-way, or a lost job, left.
+    reconcile_interval_s: float = env_field(
+        "LOUPE_RECONCILE_INTERVAL_S", 10.0,
+        "seconds between the reconciler's passes over the training hand-off; 0 turns it off",
+    )
+    job_resend_after_s: float = env_field(
+        "LOUPE_TRAINING_JOB_RESEND_AFTER_S", 30.0,
+        "seconds a training job may stay unsent (not acknowledged by Kafka) before the "
+        "reconciler produces it again; keep it above LOUPE_KAFKA_SEND_TIMEOUT",
+    )
+    training_start_timeout_s: float = env_field(
+        "LOUPE_TRAINING_START_TIMEOUT_S", 86400.0,
+        "seconds an iteration may wait in Training with no trainer starting its job before the "
+        "reconciler fails it (a lost job, no trainer running); 0: it waits forever",
+    )
+    export_timeout_s: float = env_field(
+        "LOUPE_EXPORT_TIMEOUT_S", 900.0,
+        "seconds after which an export still Exporting counts as Failed and a new export may "
+        "start (its gateway died mid-way); keep it above the 300 s an export call may take",
+    )
     # Server-side fetching of image URLs (images/urls, classify .../url, quicktest/url).
     url_fetch_allow: str = env_field(
         "LOUPE_URL_FETCH_ALLOW", "",

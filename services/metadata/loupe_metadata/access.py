@@ -24,6 +24,8 @@ ALLOW = {SERVICE_NAME: table(
     ReportProgress=(TRAINING,),
     # The gateway fails an iteration whose job Kafka refused; the trainer finishes the rest.
     FinishIteration=(GATEWAY, TRAINING),
+    # The training hand-off: the gateway produces jobs, and its reconciler the ones left unsent.
+    MarkTrainingJobSent=G, ClaimTrainingJobs=G, FailStaleIterations=G,
     PublishIteration=G, UnpublishIteration=G, GetPublishedIteration=G,
     RecordPrediction=(PREDICTION,),
     ExpirePredictions=(PREDICTION,),  # retention, run by every prediction replica

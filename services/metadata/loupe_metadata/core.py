@@ -13,6 +13,7 @@ from loupe_metadata.db import Database
 from loupe_metadata.quotas import Quotas
 from loupe_metadata.repositories import (
     AccountRepository,
+    HandoffRepository,
     ImageRepository,
     IterationRepository,
     PredictionRepository,
@@ -38,4 +39,5 @@ class MetadataCore:
         self.images = ImageRepository(db)
         self.iterations = IterationRepository(db)
         self.training = TrainingRepository(db)
+        self.handoff = HandoffRepository(db)
         self.predictions = PredictionRepository(db)

@@ -264,3 +264,22 @@ def training_fingerprint(
         digest.update(row.encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as a person reads it: "45 s", "5 min", "2.5 h", "3 days"."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    if seconds < 3 * 86400:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 86400:.3g} days"
+
+
+def untouched_message(untouched_seconds: float) -> str:
+    """The error recorded on an iteration that waited `untouched_seconds` in Training without
+    any trainer starting its job."""
+    return (f"no trainer started this training within {duration_text(untouched_seconds)} (its"
+            " job was lost or no trainer is running); the iteration is failed so that the project"
+            " can be trained again")

@@ -198,6 +198,7 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             force_train=request.force_train,
             selected_tag_ids=list(request.selected_tag_ids),
             min_images_per_tag=request.min_images_per_tag,
+            job_topic=request.job_topic,
         )
         return pb.CreateIterationResponse(iteration=iteration)
 
@@ -253,6 +254,18 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             evaluation_image_ids=list(request.evaluation_image_ids),
         )
         return pb.FinishIterationResponse(iteration=iteration, already_finished=already)
+
+    def MarkTrainingJobSent(self, request, context):
+        self._core.handoff.mark_training_job_sent(request.iteration_id)
+        return pb.MarkTrainingJobSentResponse()
+
+    def ClaimTrainingJobs(self, request, context):
+        return pb.ClaimTrainingJobsResponse(jobs=self._core.handoff.claim_training_jobs(
+            request.unsent_seconds, request.limit))
+
+    def FailStaleIterations(self, request, context):
+        return pb.FailStaleIterationsResponse(iteration_ids=self._core.handoff.fail_stale_iterations(
+            request.untouched_seconds, request.limit))
 
     def PublishIteration(self, request, context):
         iteration = self._core.iterations.publish_iteration(

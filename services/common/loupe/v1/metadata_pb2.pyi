@@ -630,7 +630,7 @@ class Iteration(_message.Message):
     def __init__(self, id: _Optional[str] = ..., project_id: _Optional[str] = ..., name: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_modified: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trained_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., domain_id: _Optional[str] = ..., classification_type: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., training_time_in_minutes: _Optional[int] = ..., publish_name: _Optional[str] = ..., prediction_resource_id: _Optional[str] = ..., artifact_key: _Optional[str] = ..., error_message: _Optional[str] = ..., progress_stage: _Optional[str] = ..., progress_percent: _Optional[float] = ..., evaluation: _Optional[bytes] = ..., performance: _Optional[_Union[Performance, _Mapping]] = ..., evaluation_image_ids: _Optional[_Iterable[str]] = ..., progress_eta_seconds: _Optional[float] = ...) -> None: ...
 
 class CreateIterationRequest(_message.Message):
-    __slots__ = ("account_id", "project_id", "training_type", "reserved_budget_in_hours", "force_train", "selected_tag_ids", "min_images_per_tag")
+    __slots__ = ("account_id", "project_id", "training_type", "reserved_budget_in_hours", "force_train", "selected_tag_ids", "min_images_per_tag", "job_topic")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     TRAINING_TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -638,6 +638,7 @@ class CreateIterationRequest(_message.Message):
     FORCE_TRAIN_FIELD_NUMBER: _ClassVar[int]
     SELECTED_TAG_IDS_FIELD_NUMBER: _ClassVar[int]
     MIN_IMAGES_PER_TAG_FIELD_NUMBER: _ClassVar[int]
+    JOB_TOPIC_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     project_id: str
     training_type: str
@@ -645,7 +646,8 @@ class CreateIterationRequest(_message.Message):
     force_train: bool
     selected_tag_ids: _containers.RepeatedScalarFieldContainer[str]
     min_images_per_tag: int
-    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., force_train: _Optional[bool] = ..., selected_tag_ids: _Optional[_Iterable[str]] = ..., min_images_per_tag: _Optional[int] = ...) -> None: ...
+    job_topic: str
+    def __init__(self, account_id: _Optional[str] = ..., project_id: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., force_train: _Optional[bool] = ..., selected_tag_ids: _Optional[_Iterable[str]] = ..., min_images_per_tag: _Optional[int] = ..., job_topic: _Optional[str] = ...) -> None: ...
 
 class CreateIterationResponse(_message.Message):
     __slots__ = ("iteration",)
@@ -798,6 +800,64 @@ class FinishIterationResponse(_message.Message):
     iteration: Iteration
     already_finished: bool
     def __init__(self, iteration: _Optional[_Union[Iteration, _Mapping]] = ..., already_finished: _Optional[bool] = ...) -> None: ...
+
+class MarkTrainingJobSentRequest(_message.Message):
+    __slots__ = ("iteration_id",)
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    def __init__(self, iteration_id: _Optional[str] = ...) -> None: ...
+
+class MarkTrainingJobSentResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ClaimTrainingJobsRequest(_message.Message):
+    __slots__ = ("unsent_seconds", "limit")
+    UNSENT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    unsent_seconds: float
+    limit: int
+    def __init__(self, unsent_seconds: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class PendingTrainingJob(_message.Message):
+    __slots__ = ("iteration_id", "project_id", "account_id", "training_type", "reserved_budget_in_hours", "topic", "created", "resends")
+    ITERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_TYPE_FIELD_NUMBER: _ClassVar[int]
+    RESERVED_BUDGET_IN_HOURS_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    RESENDS_FIELD_NUMBER: _ClassVar[int]
+    iteration_id: str
+    project_id: str
+    account_id: str
+    training_type: str
+    reserved_budget_in_hours: float
+    topic: str
+    created: _timestamp_pb2.Timestamp
+    resends: int
+    def __init__(self, iteration_id: _Optional[str] = ..., project_id: _Optional[str] = ..., account_id: _Optional[str] = ..., training_type: _Optional[str] = ..., reserved_budget_in_hours: _Optional[float] = ..., topic: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., resends: _Optional[int] = ...) -> None: ...
+
+class ClaimTrainingJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[PendingTrainingJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[PendingTrainingJob, _Mapping]]] = ...) -> None: ...
+
+class FailStaleIterationsRequest(_message.Message):
+    __slots__ = ("untouched_seconds", "limit")
+    UNTOUCHED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    untouched_seconds: float
+    limit: int
+    def __init__(self, untouched_seconds: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class FailStaleIterationsResponse(_message.Message):
+    __slots__ = ("iteration_ids",)
+    ITERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    iteration_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, iteration_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PublishIterationRequest(_message.Message):
     __slots__ = ("account_id", "project_id", "iteration_id", "publish_name", "prediction_resource_id", "overwrite")

@@ -169,6 +169,21 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.FinishIterationRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.FinishIterationResponse.FromString,
                 _registered_method=True)
+        self.MarkTrainingJobSent = channel.unary_unary(
+                '/loupe.v1.MetadataService/MarkTrainingJobSent',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentResponse.FromString,
+                _registered_method=True)
+        self.ClaimTrainingJobs = channel.unary_unary(
+                '/loupe.v1.MetadataService/ClaimTrainingJobs',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsResponse.FromString,
+                _registered_method=True)
+        self.FailStaleIterations = channel.unary_unary(
+                '/loupe.v1.MetadataService/FailStaleIterations',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsResponse.FromString,
+                _registered_method=True)
         self.PublishIteration = channel.unary_unary(
                 '/loupe.v1.MetadataService/PublishIteration',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.PublishIterationRequest.SerializeToString,
@@ -415,6 +430,33 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MarkTrainingJobSent(self, request, context):
+        """The training hand-off (a transactional outbox, docs/design-notes.md): records that Kafka
+        acknowledged an iteration's training job, so no reconciler produces it again. A no-op for
+        an iteration that has no unsent job (finished, deleted, or created without job_topic).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimTrainingJobs(self, request, context):
+        """Takes, for the caller to produce, up to `limit` training jobs still unsent
+        `unsent_seconds` after they were written or last taken; jobs another caller is taking are
+        skipped, and a job taken is not offered again for `unsent_seconds`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FailStaleIterations(self, request, context):
+        """Fails, with a message that says why, up to `limit` iterations left in Training whose job
+        no trainer has started `untouched_seconds` after it was sent (after the iteration was
+        created when it never was).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PublishIteration(self, request, context):
         """Publishes a Completed iteration under a name for a prediction resource.
         """
@@ -609,6 +651,21 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.FinishIteration,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.FinishIterationRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.FinishIterationResponse.SerializeToString,
+            ),
+            'MarkTrainingJobSent': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkTrainingJobSent,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentResponse.SerializeToString,
+            ),
+            'ClaimTrainingJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimTrainingJobs,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsResponse.SerializeToString,
+            ),
+            'FailStaleIterations': grpc.unary_unary_rpc_method_handler(
+                    servicer.FailStaleIterations,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsResponse.SerializeToString,
             ),
             'PublishIteration': grpc.unary_unary_rpc_method_handler(
                     servicer.PublishIteration,
@@ -1380,6 +1437,87 @@ class MetadataService:
             '/loupe.v1.MetadataService/FinishIteration',
             loupe_dot_v1_dot_metadata__pb2.FinishIterationRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.FinishIterationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkTrainingJobSent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/MarkTrainingJobSent',
+            loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.MarkTrainingJobSentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimTrainingJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ClaimTrainingJobs',
+            loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ClaimTrainingJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FailStaleIterations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/FailStaleIterations',
+            loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.FailStaleIterationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,6 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from loupe.v1 import metadata_pb2 as mpb
 from loupe_common import exports, limits, storage_keys
 from loupe_common.errors import BadRequest, Conflict, Internal, LoupeError, NotFound
+from loupe_common.timeutil import utcnow
 from loupe_gateway import domains, serialize, signing
 from loupe_gateway.api.common import account, signed_uri, training_path
 from loupe_gateway.app import state
@@ -61,12 +62,13 @@ def _export_json(project_id: str, iteration_id: str, record: dict) -> dict:
 
 
 def _read_record(project_id: str, iteration_id: str, platform: str) -> dict | None:
+    """The export's record; one left Exporting past LOUPE_EXPORT_TIMEOUT_S reads as Failed."""
     try:
         key = storage_keys.export_record_key(project_id, iteration_id, platform)
         data = state().backends.get_object(key)
     except NotFound:
         return None
-    return exports.parse_record(data)
+    return exports.current(exports.parse_record(data), utcnow(), state().config.export_timeout_s)
 
 
 def _platform(raw: str | None) -> str:

@@ -21,6 +21,10 @@ def train(backends: Backends, config: GatewayConfig, account_id: str, project_id
           force_train: bool = False, selected_tag_ids: Sequence[str] = ()) -> mpb.Iteration:
     """Creates an iteration (metadata checks the training rules) and queues its job.
 
+    The job is written to the hand-off outbox with the iteration (one commit); this call then
+    produces it and marks it sent. Should this process die between the two, the reconciler
+    (reconciler.py) produces it instead, so no crash point leaves an iteration without its job.
+
     Returns:
         The new iteration, Training.
     Raises:
@@ -39,8 +43,15 @@ def train(backends: Backends, config: GatewayConfig, account_id: str, project_id
         try:
             backends.fail_iteration(iteration.id, f"training could not be queued: {err.message}")
         except LoupeError as finish_err:
-            log.error("iteration %s left in Training: %r", iteration.id, finish_err)
+            # Its outbox row is still unsent: the reconciler produces the job later.
+            log.error("iteration %s left in Training for the reconciler: %r", iteration.id,
+                      finish_err)
         raise
+    try:
+        backends.mark_training_job_sent(iteration.id)
+    except LoupeError as err:
+        # The job is queued; the reconciler produces it once more later, which a trainer skips.
+        log.warning("training job of %s sent but not marked sent: %r", iteration.id, err)
     return iteration
 
 

@@ -10,11 +10,13 @@ account (see lookups.project_row).
   images.py       images, their tag links and metadata
   iterations.py   iterations: create (freezing the training set), read, rename, publish, delete
   training.py     the trainer's calls: training set, progress, finish
+  handoff.py      the training jobs' outbox (hand-off to Kafka) and the iterations it strands
   predictions.py  stored predictions
   lookups.py      reads and not-found errors shared by the repositories
   rows.py         rows to `loupe.v1` messages
 """
 from loupe_metadata.repositories.accounts import AccountRepository
+from loupe_metadata.repositories.handoff import HandoffRepository
 from loupe_metadata.repositories.images import ImageRepository
 from loupe_metadata.repositories.iterations import IterationRepository
 from loupe_metadata.repositories.predictions import PredictionRepository
@@ -24,6 +26,7 @@ from loupe_metadata.repositories.training import TrainingRepository
 
 __all__ = [
     "AccountRepository",
+    "HandoffRepository",
     "ImageRepository",
     "IterationRepository",
     "PredictionRepository",

@@ -35,8 +35,11 @@ class IterationRepository(Repository):
         force_train: bool = False,
         selected_tag_ids: Sequence[str] = (),
         min_images_per_tag: int = 0,
+        job_topic: str = "",
     ) -> pb.Iteration:
-        """Starts an iteration (status Training) with its training set frozen.
+        """Starts an iteration (status Training) with its training set frozen, and with
+        `job_topic` its training job's row in the hand-off outbox (repositories/handoff.py), in
+        the same transaction: no crash after the commit leaves an iteration without its job.
 
         Refuses with BadRequestTrainingAlreadyInProgress while another iteration trains,
         BadRequestTrainingValidationFailed when the tags lack images, and
@@ -136,6 +139,11 @@ class IterationRepository(Repository):
                 ) as copy:
                     for link in links:
                         copy.write_row((iteration_id, link["id"], link["sha256"], link["tag_ids"]))
+                if job_topic:
+                    cur.execute(
+                        "INSERT INTO training_job_outbox (iteration_id, topic) VALUES (%s, %s)",
+                        (iteration_id, job_topic),
+                    )
                 row = iteration_row(cur, pid, str(iteration_id))
         except psycopg.errors.UniqueViolation as err:
             if err.diag.constraint_name == "iterations_one_training_uq":

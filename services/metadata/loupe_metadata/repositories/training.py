@@ -89,6 +89,7 @@ class TrainingRepository(Repository):
 
         The count lives in the database, not in the trainer or in Kafka, so a start whose
         trainer was SIGKILLed (out of memory, say) is still counted when the job is redelivered.
+        A started job was plainly sent: its outbox row is marked so, whoever produced it.
 
         Returns:
             the starts so far, this one included; 0 when the iteration is no longer Training.
@@ -102,6 +103,11 @@ class TrainingRepository(Repository):
                 (parse_uuid(iteration_id),),
             ).fetchone()
             if row is not None:
+                cur.execute(
+                    "UPDATE training_job_outbox SET sent = now()"
+                    " WHERE iteration_id = %s AND sent IS NULL",
+                    (parse_uuid(iteration_id),),
+                )
                 return int(row["training_attempts"])
             if not cur.execute("SELECT 1 FROM iterations WHERE id = %s", (parse_uuid(iteration_id),)).fetchone():
                 raise not_found_iteration(iteration_id)
@@ -167,5 +173,9 @@ class TrainingRepository(Repository):
                     "eval_ids": eval_ids if eval_ids else None,
                     "id": parse_uuid(iteration_id),
                 },
+            )
+            # A finished iteration's job is never produced again (a late copy would be skipped).
+            cur.execute(
+                "DELETE FROM training_job_outbox WHERE iteration_id = %s", (parse_uuid(iteration_id),)
             )
             return iteration_pb(iteration_row(cur, row["project_id"], iteration_id)), False
