@@ -445,8 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config({"LOUPE_ENDPOINT": args.endpoint, "LOUPE_TRAINING_KEY": args.training_key,
                               "LOUPE_PREDICTION_KEY": args.prediction_key}, env_file=env_file)
     except ValueError as err:
-        print(f"loupe: {err}", file=sys.stderr)
-        return 2
+        if not (args.command == "export-dataset" and args.source_endpoint and args.source_key):
+            print(f"loupe: {err}", file=sys.stderr)
+            return 2
+        # Exporting from Azure needs no Loupe at all.
+        config = Config(args.source_endpoint.rstrip("/"), args.source_key)
     try:
         return args.fn(Client(config), args)
     except ApiError as err:
