@@ -56,15 +56,61 @@ def stack():
         yield s
 
 
+class _OtherInstall:
+    """A second whole Loupe install, started when a test first asks for it and stopped once the
+    tests that follow (in run order) are in modules that never ask for it: the modules that
+    need it (tests/e2e/test_import_azure.py, test_import_dataset.py, which sort next to each
+    other) share one start, and it does not run beside the rest of the suite."""
+
+    def __init__(self) -> None:
+        self._exit: contextlib.ExitStack | None = None
+        self.env: dict[str, str] = {}
+        self.modules: set[str] = set()  # node ids of the modules whose tests need it
+
+    def start(self) -> dict[str, str]:
+        if self._exit is None:
+            exit_stack = contextlib.ExitStack()
+            s = exit_stack.enter_context(_stack_in_temp_folder(
+                TEST_BASE_PORT + OTHER_STACK_PORT_OFFSET, "loupe-test-other-"))
+            self._exit = exit_stack
+            try:
+                s.start(services=True)
+            except BaseException:
+                self.stop()
+                raise
+            self.env = read_env(s.layout.env_file)
+        return self.env
+
+    def stop(self) -> None:
+        if self._exit is not None:
+            exit_stack, self._exit = self._exit, None
+            exit_stack.close()
+
+
+_OTHER = _OtherInstall()
+
+
 @pytest.fixture(scope="module")
 def other_live_env(live) -> dict[str, str]:
     """A second whole Loupe install (its own PostgreSQL, MinIO, Kafka, TorchServe, services and
-    first account), started only for the test module that asks for it and stopped after it:
-    what another installation (or Azure) is to the first. Its LOUPE_ENDPOINT and keys, as
-    `live_env`."""
-    with _stack_in_temp_folder(TEST_BASE_PORT + OTHER_STACK_PORT_OFFSET, "loupe-test-other-") as s:
-        s.start(services=True)
-        yield read_env(s.layout.env_file)
+    first account): what another installation (or Azure) is to the first. Its LOUPE_ENDPOINT
+    and keys, as `live_env`. Started for the first module that asks for it, kept while the next
+    modules ask for it too, then stopped (_OtherInstall); so the data of an earlier module
+    may be in it."""
+    return _OTHER.start()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if nextitem is None or _module_id(nextitem) not in _OTHER.modules:
+        _OTHER.stop()
+
+
+def pytest_sessionfinish(session):
+    _OTHER.stop()
+
+
+def _module_id(item) -> str:
+    return item.nodeid.split("::")[0]
 
 
 @pytest.fixture(scope="session")
@@ -128,7 +174,9 @@ _TIER_BY_FOLDER = {"unit": "unit", "model": "model", "service": "service", "e2e"
 
 def pytest_collection_modifyitems(items):
     """Each test's tier follows its folder (tests/unit, tests/model, tests/service, tests/e2e),
-    so `-m unit` never misses a test that forgot its marker."""
+    so `-m unit` never misses a test that forgot its marker. Also notes which modules need
+    the second install (other_live_env)."""
+    _OTHER.modules = {_module_id(item) for item in items if "other_live_env" in item.fixturenames}
     for item in items:
         folder = item.path.parent.name
         if folder in _TIER_BY_FOLDER:

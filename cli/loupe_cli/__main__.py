@@ -17,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from loupe_cli import importer
+from loupe_cli import dataset, importer
 from loupe_cli.api import (
-    MAX_BATCH_IMAGES, ApiError, Client, Config, batches, default_env_file, image_files, load_config,
+    MAX_BATCH_IMAGES, ApiError, Client, Config, Throttle, batches, default_env_file, image_files, load_config,
 )
 from loupe_cli.progress import Progress
 
@@ -290,6 +290,41 @@ def cmd_import_azure(client: Client, args) -> int:
     return 3 if report.stopped else 0
 
 
+def cmd_export_dataset(client: Client, args) -> int:
+    source = client
+    if args.source_endpoint or args.source_key:
+        if not (args.source_endpoint and args.source_key):
+            print("loupe: another source needs both --source-endpoint and --source-key", file=sys.stderr)
+            return 2
+        source = Client(Config(args.source_endpoint.rstrip("/"), args.source_key))
+    source.throttle = Throttle(args.source_rate, source.retries)
+    pid = source.project_id(args.project)
+    print(f"exporting project {pid} from {source.config.endpoint} to {args.folder}", file=sys.stderr)
+    progress = None if args.quiet else Progress(step=10.0)
+    try:
+        report = dataset.Exporter(source, args.folder, progress=progress).run(pid)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(report.render())
+    return 1 if report.failed else 0
+
+
+def cmd_import_dataset(client: Client, args) -> int:
+    manifest = dataset.read_folder(args.folder, args.name)
+    kind = "a plain ImageFolder (folders are tags)" if manifest.get("plain") else dataset.MANIFEST
+    print(f"importing {args.folder} ({kind}) into {client.config.endpoint}", file=sys.stderr)
+    progress = None if args.quiet else Progress(step=10.0)
+    try:
+        report = dataset.DatasetImporter(client, new_ids=args.new_ids, progress=progress).run(
+            args.folder, manifest)
+    finally:
+        if progress is not None:
+            progress.close()
+    print(report.render())
+    return 1 if report.refused else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="loupe", description=__doc__.split("\n")[0],
                                   epilog="Keys and endpoint come from flags, LOUPE_* variables or .loupe/env.")
@@ -380,6 +415,26 @@ def parser() -> argparse.ArgumentParser:
                    help="resume file (default: ~/.cache/loupe/import/<hash>.json, or under $LOUPE_CACHE)")
     p.add_argument("--stop-after", type=int, help="stop after uploading this many images (rerun to continue)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = command("export-dataset", cmd_export_dataset,
+                "write a project (Loupe's or Azure's) to a folder: one sub-folder of images per "
+                "tag (ImageFolder) and manifest.json with tags, metadata and ids; resumable")
+    p.add_argument("project", help="project id or name")
+    p.add_argument("folder", type=Path, help="the folder to write (created; a rerun resumes)")
+    p.add_argument("--source-endpoint", help="another Custom Vision (or Loupe) training endpoint "
+                   "to export from, e.g. https://<resource>.cognitiveservices.azure.com "
+                   "(default: the endpoint loupe uses)")
+    p.add_argument("--source-key", help="its training key")
+    p.add_argument("--source-rate", type=float, default=10.0,
+                   help="source calls per second at most (Custom Vision S0 allows 10, F0 2; 0: unpaced)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = command("import-dataset", cmd_import_dataset,
+                "import a folder from export-dataset (project and tag ids kept) or a plain "
+                "ImageFolder (sub-folder names are tag names) into Loupe; a rerun uploads nothing twice")
+    p.add_argument("folder", type=Path)
+    p.add_argument("--new-ids", action="store_true",
+                   help="new project and tag ids (a second copy in the same install; a rerun makes another)")
+    p.add_argument("--name", help="the project's name (default: the manifest's, or the folder's name)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return top
 
 
@@ -390,8 +445,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config({"LOUPE_ENDPOINT": args.endpoint, "LOUPE_TRAINING_KEY": args.training_key,
                               "LOUPE_PREDICTION_KEY": args.prediction_key}, env_file=env_file)
     except ValueError as err:
-        print(f"loupe: {err}", file=sys.stderr)
-        return 2
+        if not (args.command == "export-dataset" and args.source_endpoint and args.source_key):
+            print(f"loupe: {err}", file=sys.stderr)
+            return 2
+        # Exporting from Azure needs no Loupe at all.
+        config = Config(args.source_endpoint.rstrip("/"), args.source_key)
     try:
         return args.fn(Client(config), args)
     except ApiError as err:

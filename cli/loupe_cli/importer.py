@@ -246,7 +246,68 @@ class Report:
         return any(p.status == "failed" or p.refused for p in self.projects)
 
 
-# --- the calls ------------------------------------------------------------------------------
+# --- the calls, shared with `loupe export-dataset` / `import-dataset` (dataset.py) -----------
+
+def list_images(source: Client, pid: str) -> Iterator[dict]:
+    """A source project's images (Custom Vision's Image JSON): the tagged, then the untagged,
+    each oldest first, listed PAGE at a time."""
+    for kind in ("tagged", "untagged"):
+        skip = 0
+        while True:
+            page = source.train("GET", f"/projects/{pid}/images/{kind}",
+                                params={"take": PAGE, "skip": skip, "orderBy": "Oldest"})
+            yield from page
+            if len(page) < PAGE:
+                break
+            skip += len(page)
+
+
+def count_images(source: Client, pid: str) -> int:
+    """A source project's tagged plus untagged images."""
+    return int(sum(source.train("GET", f"/projects/{pid}/images/{kind}/count")
+                   for kind in ("tagged", "untagged")))
+
+
+def put_project(dest: Client, pid: str, name: str, description: str, domain_id: str,
+                classification_type: str, platforms: list[str]) -> bool:
+    """Creates project `pid` in Loupe through its import route (idempotent); True when it was
+    created now, False when the caller's account held it already.
+
+    Raises:
+        ApiError: 409 Conflict when another account holds the id.
+    """
+    status, _ = dest.train_status("PUT", f"/projects/{pid}", json={
+        "name": name, "description": description or "",
+        "settings": {"domainId": domain_id, "classificationType": classification_type or "Multiclass",
+                     "targetExportPlatforms": platforms}})
+    return status == 201
+
+
+def put_tag(dest: Client, pid: str, tag: dict) -> bool:
+    """Creates `tag` (Tag JSON: id, name, description, type) in Loupe's project `pid` with its
+    id (idempotent); True when it was created now."""
+    status, _ = dest.train_status(
+        "PUT", f"/projects/{pid}/tags/{tag['id']}",
+        json={"name": tag["name"], "description": tag.get("description") or "",
+              "type": tag.get("type") or "Regular"})
+    return status == 201
+
+
+def upload_batch(dest: Client, pid: str, batch: list[tuple[SourceImage, bytes]]) -> list[tuple[str, str]]:
+    """One upload call of `batch` (one upload_groups group: a single metadata), each image
+    named by its source id; (source image id, status) per image ("OK", "OKDuplicate", or why
+    it was refused)."""
+    body = {"images": [{"name": img.id, "contents": base64.b64encode(data).decode(),
+                        "tagIds": list(img.tag_ids)} for img, data in batch]}
+    metadata = dict(batch[0][0].metadata)
+    if metadata:
+        body["metadata"] = metadata
+    try:
+        summary = dest.train("POST", f"/projects/{pid}/images/files", json=body)
+        return [(img.id, r["status"]) for (img, _), r in zip(batch, summary["images"])]
+    except ApiError as err:
+        return [(img.id, err.code or str(err.status)) for img, _ in batch]
+
 
 class StopImport(Exception):
     """--stop-after reached."""
@@ -318,8 +379,7 @@ class Importer:
         if note:
             entry.notes.append(note)
         tags = self.source.train("GET", f"/projects/{pid}/tags")
-        counts = [self.source.train("GET", f"/projects/{pid}/images/{kind}/count") for kind in ("tagged", "untagged")]
-        entry.images_total = int(sum(counts))
+        entry.images_total = count_images(self.source, pid)
         earlier = self.state.copied(pid)
 
         if self.dry_run:
@@ -332,12 +392,10 @@ class Importer:
             entry.images_earlier = len(earlier)
             return
 
-        body = {"name": project.get("name", ""), "description": project.get("description") or "",
-                "settings": {"domainId": dest_domain_id,
-                             "classificationType": settings.get("classificationType") or "Multiclass",
-                             "targetExportPlatforms": platforms}}
         try:
-            status, _ = self.dest.train_status("PUT", f"/projects/{pid}", json=body)
+            entry.project_created = put_project(  # else already there (an earlier run)
+                self.dest, pid, project.get("name", ""), project.get("description") or "",
+                dest_domain_id, settings.get("classificationType") or "Multiclass", platforms)
         except ApiError as err:
             if err.status == 409:
                 entry.status, entry.message = "failed", (
@@ -345,14 +403,10 @@ class Importer:
                     "not imported")
                 return
             raise
-        entry.project_created = status == 201  # 200: already there (an earlier run)
         for tag in tags:
-            status, _ = self.dest.train_status(
-                "PUT", f"/projects/{pid}/tags/{tag['id']}",
-                json={"name": tag["name"], "description": tag.get("description") or "",
-                      "type": tag.get("type") or "Regular"})
-            entry.tags_created += status == 201
-            entry.tags_present += status != 201
+            created = put_tag(self.dest, pid, tag)
+            entry.tags_created += created
+            entry.tags_present += not created
         self._images(pid, project.get("name", pid), entry, earlier)
         entry.status = "imported"
         if self.train:
@@ -368,16 +422,8 @@ class Importer:
             raise
 
     def _source_images(self, pid: str) -> Iterator[SourceImage]:
-        for kind in ("tagged", "untagged"):
-            skip = 0
-            while True:
-                page = self.source.train("GET", f"/projects/{pid}/images/{kind}",
-                                         params={"take": PAGE, "skip": skip, "orderBy": "Oldest"})
-                for image in page:
-                    yield SourceImage.from_json(image)
-                if len(page) < PAGE:
-                    break
-                skip += len(page)
+        for image in list_images(self.source, pid):
+            yield SourceImage.from_json(image)
 
     def _images(self, pid: str, name: str, entry: ProjectReport, earlier: set[str]) -> None:
         start = self.clock()
@@ -429,16 +475,7 @@ class Importer:
             except ApiError as err:
                 entry.refused.append((image.id, f"download failed: {err.message}"))
         for batch in upload_groups(downloaded):
-            body = {"images": [{"name": img.id, "contents": base64.b64encode(data).decode(),
-                                "tagIds": list(img.tag_ids)} for img, data in batch]}
-            metadata = dict(batch[0][0].metadata)
-            if metadata:
-                body["metadata"] = metadata
-            try:
-                summary = self.dest.train("POST", f"/projects/{pid}/images/files", json=body)
-                results = [(img.id, r["status"]) for (img, _), r in zip(batch, summary["images"])]
-            except ApiError as err:
-                results = [(img.id, err.code or str(err.status)) for img, _ in batch]
+            results = upload_batch(self.dest, pid, batch)
             ok = []
             for image_id, status in results:
                 if status == "OK":

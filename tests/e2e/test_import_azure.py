@@ -4,9 +4,6 @@ Loupe install the destination. Project and tag ids are unique within an install,
 account of the same install cannot take them: that is the Conflict case."""
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import signal
 import subprocess
@@ -14,76 +11,19 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from loupe.v1 import metadata_pb2 as mpb
-from loupe.v1.metadata_pb2_grpc import MetadataServiceStub
 from loupe_cli.__main__ import main
-from loupe_common.clients import ServiceClient
+from project_copies import account as _account
+from project_copies import inventory as _inventory
+from project_copies import png as _png
+from project_copies import upload as _upload
 from rest_api import Api
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 COMPACT = "0732100f-1a38-4e49-a514-c9b44c697ab5"
-
-
-def _png(n: int) -> bytes:
-    """A small PNG whose bytes differ for every n."""
-    pixels = np.random.default_rng(n).integers(0, 256, (24, 24, 3), dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")
-    return out.getvalue()
-
-
-def _account(live, credentials, name: str, live_env) -> Api:
-    metadata = ServiceClient(live.layout.addr("metadata"), MetadataServiceStub, timeout=10,
-                             credential=credentials["gateway"])
-    try:
-        acc = metadata.CreateAccount(mpb.CreateAccountRequest(name=name)).account
-    finally:
-        metadata.close()
-    return Api(live_env["LOUPE_ENDPOINT"], acc.training_key, acc.prediction_key,
-               acc.prediction_resource_id)
-
-
-def _upload(api: Api, pid: str, items: list[tuple[int, list[str], dict | None]]) -> None:
-    """Uploads (image number, tag ids, metadata) in calls of one metadata each."""
-    groups: dict[str, list] = {}
-    for n, tags, metadata in items:
-        groups.setdefault(json.dumps(metadata, sort_keys=True), []).append((n, tags))
-    for key, group in groups.items():
-        for start in range(0, len(group), 64):
-            body = {"images": [{"name": f"{n}.png", "contents": base64.b64encode(_png(n)).decode(),
-                                "tagIds": tags} for n, tags in group[start:start + 64]]}
-            if json.loads(key):
-                body["metadata"] = json.loads(key)
-            summary = api.train("POST", f"/projects/{pid}/images/files", json=body)
-            assert all(r["status"] == "OK" for r in summary["images"]), summary
-
-
-def _inventory(api: Api, pid: str) -> dict[str, tuple[frozenset, dict]]:
-    """sha256 of each image's original bytes -> (its tag ids, its metadata); asserts no two
-    images hold the same bytes."""
-    found: dict[str, tuple[frozenset, dict]] = {}
-    listed = 0
-    for kind in ("tagged", "untagged"):
-        skip = 0
-        while True:
-            page = api.train("GET", f"/projects/{pid}/images/{kind}",
-                             params={"take": 256, "skip": skip, "orderBy": "Oldest"})
-            for img in page:
-                data = api.http.get(img["originalImageUri"], timeout=30).content
-                found[hashlib.sha256(data).hexdigest()] = (
-                    frozenset(t["tagId"] for t in img["tags"]), img["metadata"] or {})
-            listed += len(page)
-            if len(page) < 256:
-                break
-            skip += 256
-    assert listed == len(found), "an image is there twice"
-    return found
 
 
 @pytest.fixture(scope="module")

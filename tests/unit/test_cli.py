@@ -146,3 +146,21 @@ def test_the_command_exits_1_with_the_429_message(capsys, monkeypatch):
     assert main(["--endpoint", "http://loupe.test", "--training-key", "k", "projects"]) == 1
     assert "loupe: TooManyRequests: Rate limit is exceeded. (still refused after 5 retries" in capsys.readouterr().err
     assert replies.calls == api.RETRIES_429 + 1
+
+
+def test_export_dataset_reads_another_source_without_a_loupe(capsys, tmp_path, monkeypatch):
+    """From Azure with no Loupe configured: the source's calls, paced and retried as any."""
+    monkeypatch.delenv("LOUPE_ENDPOINT", raising=False)
+    monkeypatch.delenv("LOUPE_TRAINING_KEY", raising=False)
+    replies = _Replies((429, {"Retry-After": "1"}))
+    made = []
+    monkeypatch.setattr(cli, "Client", lambda config: made.append(config) or _client(replies)[0])
+    out = tmp_path / "out"
+    assert main(["--env-file", str(tmp_path / "none"), "export-dataset", "p", str(out),
+                 "--source-endpoint", "https://cv.test/", "--source-key", "k"]) == 1
+    assert "loupe: TooManyRequests" in capsys.readouterr().err
+    assert made[0].endpoint == "https://cv.test" and made[0].training_key == "k"
+    assert not out.exists()  # nothing written before the project is found
+    assert main(["--endpoint", "http://loupe.test", "--training-key", "k", "export-dataset", "p",
+                 str(out), "--source-key", "k"]) == 2
+    assert "needs both --source-endpoint and --source-key" in capsys.readouterr().err
