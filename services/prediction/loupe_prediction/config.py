@@ -1,3 +1,4 @@
+"""The prediction service's configuration: every environment variable it reads, in one place."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,3 +1,4 @@
+"""gRPC servicer of the prediction service: protobuf in, predictor call, protobuf out."""
 from __future__ import annotations
 
 from loupe.v1 import prediction_pb2 as pb

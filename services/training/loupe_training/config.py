@@ -1,3 +1,4 @@
+"""The training service's configuration: every environment variable it reads, in one place."""
 from __future__ import annotations
 
 import dataclasses

@@ -1,3 +1,4 @@
+"""gRPC servicer of the training service (status, exports): protobuf in, trainer or exporter call, protobuf out."""
 from __future__ import annotations
 
 from loupe.v1 import training_pb2 as pb
