@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -134,11 +135,55 @@ def install_chart(cluster: Cluster, refs: dict[str, str], timeout: str = "15m") 
             "--set", f"gateway.service.grpcNodePort={GATEWAY_GRPC_NODE_PORT}"]
     for k, v in sets.items():
         args += ["--set-string", f"{k}={v}"]
-    r = helm(L, *args, check=False)
+    stop = threading.Event()
+    sweeper = threading.Thread(target=_sweep_pods_of_gone_images, args=(cluster, set(refs.values()), stop),
+                               daemon=True)
+    sweeper.start()
+    try:
+        r = helm(L, *args, check=False)
+    finally:
+        stop.set()
+        sweeper.join()
     if r.returncode != 0:
         cluster.kubectl("-n", NAMESPACE, "get", "pods,jobs", "-o", "wide", check=False, capture=False)
         raise SystemExit(f"helm upgrade --install failed; pods above, logs with: "
                          f"KUBECONFIG={L.admin_kubeconfig} {L.bin / 'kubectl'} -n {NAMESPACE} logs <pod>")
+
+
+#: Why a container waits when its image is not on the node (pull policy Never, no registry).
+_NO_IMAGE = {"ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"}
+
+
+def pods_of_gone_images(pods: list[dict], wanted: set[str]) -> list[str]:
+    """Names of the pods that wait for an image this install does not bring.
+
+    Their image was an older build, pruned since (another checkout's `k8s-up` on this machine
+    builds and keeps its own tags). Such a pod can never start, and a StatefulSet does not
+    replace a pod that never became ready, so the upgrade would wait for it until it timed out.
+    A pod waiting for one of `wanted` is left alone: that is a real failure to report.
+    """
+    names = []
+    for pod in pods:
+        status = pod.get("status", {})
+        for cs in status.get("containerStatuses", []) + status.get("initContainerStatuses", []):
+            reason = cs.get("state", {}).get("waiting", {}).get("reason")
+            if reason in _NO_IMAGE and cs.get("image") not in wanted:
+                names.append(pod["metadata"]["name"])
+                break
+    return names
+
+
+def _sweep_pods_of_gone_images(cluster: Cluster, wanted: set[str], stop: threading.Event) -> None:
+    """While helm upgrades, deletes the pods `pods_of_gone_images` names: their controllers make
+    them again, from the new template once helm has applied it."""
+    while not stop.wait(5):
+        r = cluster.kubectl("-n", NAMESPACE, "get", "pods", "-o", "json", check=False)
+        if r.returncode != 0:
+            continue
+        names = pods_of_gone_images(json.loads(r.stdout)["items"], wanted)
+        if names:
+            log.info("deleting pods whose image is gone: %s", " ".join(names))
+            cluster.kubectl("-n", NAMESPACE, "delete", "pod", "--wait=false", *names, check=False)
 
 
 def remove_replaced_pods(cluster: Cluster) -> list[str]:

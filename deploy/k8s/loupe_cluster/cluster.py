@@ -223,9 +223,10 @@ def kubelet_config(layout: ClusterLayout) -> str:
         "containerRuntimeEndpoint": f"unix://{layout.containerd_sock}",
         "failSwapOn": False,
         # Images are built here and cannot be pulled again: never garbage-collect them, and
-        # evict only when the disk is really full.
+        # evict only when the disk is really full. The thresholds are sizes, not shares: the
+        # disk is shared with everything else on the machine, and 2 % of a large one is gigabytes.
         "imageGCHighThresholdPercent": 100, "imageGCLowThresholdPercent": 99,
-        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%", "imagefs.available": "2%",
+        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "1Gi", "imagefs.available": "1Gi",
                          "nodefs.inodesFree": "1%"},
         "serializeImagePulls": False,
         "maxPods": 110,
