@@ -64,7 +64,7 @@ bench: deps ## few-shot accuracy/speed benchmark through the training core (not 
 bench-live: ## training and prediction latency through the real services of a running `make up`
 	$(VPY) bench/train_latency.py
 
-bench-predict: ## classify throughput of a running `make up`: REST beside the gRPC stream at concurrency 1, 4, 16
+bench-predict: ## classify speed of a running `make up`: model-only ceiling, REST and the gRPC stream at concurrency 1, 4, 16, CPU per process
 	$(VPY) bench/predict.py
 
 bench-upload: ## gateway peak RSS growth of a 64 x 6 MB upload batch against its body size, on a stack of its own (port 26600 up)
