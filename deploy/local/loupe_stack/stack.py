@@ -220,7 +220,7 @@ class Stack:
         # that reaches the management port can register an archive (which runs its code).
         model = model_name(BACKBONES["lite0"])
         models = {model: {"1.0": {"defaultVersion": True, "marName": f"{model}.mar", "minWorkers": 1,
-                                  "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 5,
+                                  "maxWorkers": 1, "batchSize": 8, "maxBatchDelay": 1,
                                   "responseTimeout": 120}}}
         lines = [
             f"inference_address=http://{L.addr('torchserve_inference')}",

@@ -19,7 +19,7 @@ class PredictionConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
     storage_target: str = env_field("LOUPE_STORAGE_TARGET", doc="storage service host:port")
     backbone: str = env_field("LOUPE_BACKBONE", "lite0", "backbone served by TorchServe")
     batch_size: int = env_field("LOUPE_TORCHSERVE_BATCH_SIZE", 8, "TorchServe dynamic batch size")
-    max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 5, "TorchServe batch wait")
+    max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 1, "TorchServe batch wait")
     head_cache_size: int = env_field("LOUPE_HEAD_CACHE_SIZE", 1024, "iteration heads kept in memory")
     record_predictions: bool = env_field("LOUPE_RECORD_PREDICTIONS", True, "run the stored-prediction recorder")
     prediction_retention_days: float = env_field(
