@@ -26,6 +26,10 @@ HEALTH_SERVICE = lk.PREDICTION_RECORDER_GROUP
 #: Tries of a record that fails in an unexpected way before it is dropped: a record that
 #: always fails must not stop the recorder (nor hold its partition) for good.
 UNEXPECTED_TRIES = 3
+#: Seconds between a failed consumer and the next one.
+RETRY_SECONDS = 2.0
+RESTARTS = Counter("loupe_prediction_recorder_consumer_restarts_total",
+                   "Recorder consumers that failed and were replaced")
 
 
 class PredictionRecorder:
@@ -36,12 +40,17 @@ class PredictionRecorder:
         metadata, storage: clients of the metadata and storage services.
         stop: set to stop consuming.
         on_assignment: called with True once the group has given this consumer partitions,
-            with False when a rebalance has taken them all away.
+            with False when a rebalance has taken them all away or the consumer failed.
+        consumer_factory: makes a subscribed consumer (default: `loupe.predictions`, group
+            PREDICTION_RECORDER_GROUP on `bootstrap`).
     """
 
     def __init__(self, bootstrap: str, metadata, storage, stop: threading.Event,
-                 on_assignment: Callable[[bool], None] = lambda held: None):
+                 on_assignment: Callable[[bool], None] = lambda held: None,
+                 consumer_factory: Callable[[], object] | None = None):
         self.bootstrap = bootstrap
+        self.consumer_factory = consumer_factory or (
+            lambda: lk.consumer(bootstrap, lk.PREDICTIONS, lk.PREDICTION_RECORDER_GROUP))
         self.metadata = metadata
         self.storage = storage
         self.stop = stop
@@ -93,7 +102,18 @@ class PredictionRecorder:
         return False
 
     def run(self) -> None:
-        consumer = lk.consumer(self.bootstrap, lk.PREDICTIONS, lk.PREDICTION_RECORDER_GROUP)
+        """Consumes until stopped. A consumer that fails (the broker gone, a commit refused) is
+        closed and a new one joins the group after RETRY_SECONDS: the recorder never ends
+        while the service runs, so no stored prediction waits for a restart of the service."""
+        while not self.stop.is_set():
+            try:
+                self._consume(self.consumer_factory())
+            except Exception:  # noqa: BLE001 - whatever ends one consumer, the next one goes on
+                log.exception("the recorder's consumer failed; a new one joins in %.0f s", RETRY_SECONDS)
+                RESTARTS.inc()
+                self.stop.wait(RETRY_SECONDS)
+
+    def _consume(self, consumer) -> None:
         held = False
         try:
             while not self.stop.is_set():
@@ -107,4 +127,9 @@ class PredictionRecorder:
                             return
                         consumer.commit()
         finally:
-            consumer.close(autocommit=False)
+            if held:
+                self.on_assignment(False)
+            try:
+                consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001 - closing a broken client may fail too
+                log.warning("closing the recorder's consumer failed", exc_info=True)
