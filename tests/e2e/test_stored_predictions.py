@@ -40,6 +40,7 @@ def test_a_prediction_right_after_readiness_is_stored_within_2_s(live, api):
     while True:
         stored = api.train("POST", f"/projects/{pid}/predictions/query", json={})["results"]
         if [p["id"] for p in stored] == [prediction_id]:
+            print(f"stored {time.monotonic() - ready:.2f} s after readiness")
             break
         assert time.monotonic() - ready < 2.0, "the prediction was not stored within 2 s"
         time.sleep(0.1)

@@ -19,10 +19,13 @@ class LoupeError(Exception):
     grpc_status = grpc.StatusCode.INTERNAL
     default_code = "Unknown"
 
-    def __init__(self, message: str, code: str | None = None):
+    def __init__(self, message: str, code: str | None = None, *, retryable: bool = True):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
+        #: False: internal clients must not retry the call (their retry policy retries
+        #: UNAVAILABLE); the server tells them with gRPC's retry pushback.
+        self.retryable = retryable
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.code}: {self.message})"

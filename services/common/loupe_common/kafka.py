@@ -18,12 +18,18 @@ log = logging.getLogger(__name__)
 TRAINING_JOBS = "loupe.training.jobs"
 TRAINING_EVENTS = "loupe.training.events"
 PREDICTIONS = "loupe.predictions"
+#: Project ids whose publications, iterations or tags changed: every gateway reads it to keep
+#: its cache of published iterations true (loupe_gateway.publications).
+PUBLICATIONS = "loupe.publications"
 TRAINER_GROUP = "loupe-trainers"
+#: kafka-python doubles its reconnect wait up to 30 s by default: after a broker restart of a
+#: few seconds a client would go on failing for as long again. Try at least every second.
+RECONNECT_BACKOFF_MAX_MS = 1000
 PREDICTION_RECORDER_GROUP = "loupe-prediction-recorders"
 
 #: topic -> partitions. Training jobs are keyed by project id: partitions bound how many
-#: trainers work at once.
-TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4}
+#: trainers work at once. Publications has one partition: every gateway reads all of it.
+TOPICS = {TRAINING_JOBS: 8, TRAINING_EVENTS: 4, PREDICTIONS: 4, PUBLICATIONS: 1}
 #: The largest record Loupe writes (a stored prediction carries its image, up to 4 MB, and
 #: exports their artifacts): producers are allowed this much and every topic is created (or
 #: altered) to accept it, so a broker whose default is 1 MB (Strimzi, managed Kafka) does not
@@ -191,6 +197,12 @@ def producer(bootstrap: str, security: KafkaSecurity | None = None, **overrides)
         retries=5,
         linger_ms=5,
         max_request_size=MAX_MESSAGE_BYTES,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
+        # kafka-python 3.0's idempotent producer (its default) delivers nothing more after the
+        # broker restarts: every send times out until the process restarts (measured: a SIGKILLed
+        # local broker, back in seconds; 40 s of timeouts after). Every consumer of Loupe's topics
+        # takes a record twice without harm (stored predictions by id, jobs by iteration).
+        enable_idempotence=False,
     )
     options.update(overrides)
     return KafkaProducer(**options)
@@ -214,6 +226,7 @@ def consumer(bootstrap: str, topic: str, group: str, security: KafkaSecurity | N
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=1,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
         fetch_max_bytes=32 * 1024 * 1024,
         max_partition_fetch_bytes=32 * 1024 * 1024,
     )

@@ -21,6 +21,9 @@ class PredictionConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
     batch_size: int = env_field("LOUPE_TORCHSERVE_BATCH_SIZE", 8, "TorchServe dynamic batch size")
     max_batch_delay_ms: int = env_field("LOUPE_TORCHSERVE_MAX_BATCH_DELAY_MS", 1, "TorchServe batch wait")
     head_cache_size: int = env_field("LOUPE_HEAD_CACHE_SIZE", 1024, "iteration heads kept in memory")
+    record_timeout_s: float = env_field(
+        "LOUPE_RECORD_TIMEOUT_S", 5.0,
+        "how long a stored classification waits for Kafka to take its record before it fails with 503")
     record_predictions: bool = env_field("LOUPE_RECORD_PREDICTIONS", True, "run the stored-prediction recorder")
     prediction_retention_days: float = env_field(
         "LOUPE_PREDICTION_RETENTION_DAYS", 30.0,

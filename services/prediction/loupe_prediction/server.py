@@ -4,13 +4,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 from grpc_health.v1.health_pb2 import HealthCheckResponse
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from loupe.v1 import metadata_pb2_grpc, prediction_pb2, prediction_pb2_grpc, storage_pb2_grpc
 from loupe_common import kafka as lk
 from loupe_common.clients import ServiceClient
+from loupe_common.errors import Unavailable
 from loupe_common import internal_tls
 from loupe_common.grpcserver import BuiltServer, create_server
 from loupe_common.internal_auth import PREDICTION, Policy, credential
@@ -51,6 +54,15 @@ class PredictionDeps:
         self.storage.close()
 
 
+def _record_producer(config: PredictionConfig) -> KafkaProducer:
+    """The producer of stored predictions: no lingering (a request waits for its record's
+    acknowledgement), and a record not delivered within LOUPE_RECORD_TIMEOUT_S is given up
+    (its classification failed with 503), never delivered later."""
+    timeout_ms = int(config.record_timeout_s * 1000)
+    return lk.producer(config.kafka_bootstrap, linger_ms=0, max_block_ms=timeout_ms,
+                       delivery_timeout_ms=timeout_ms, request_timeout_ms=timeout_ms)
+
+
 def connect(config: PredictionConfig) -> PredictionDeps:
     """The collaborators of `config`; registers the backbone in TorchServe (waits for it)."""
     torchserve = TorchServeClient(config.inference_url, config.management_url,
@@ -61,8 +73,55 @@ def connect(config: PredictionConfig) -> PredictionDeps:
     return PredictionDeps(
         ServiceClient(config.metadata_target, metadata_pb2_grpc.MetadataServiceStub, credential=cred, tls=tls),
         ServiceClient(config.storage_target, storage_pb2_grpc.StorageServiceStub, credential=cred, tls=tls),
-        torchserve, lk.producer(config.kafka_bootstrap),
+        torchserve, _record_producer(config),
     )
+
+
+class RecordSink:
+    """What a stored classification is handed to before it is answered.
+
+    A call returns once Kafka has acknowledged the record, so a service killed right after the
+    answer loses nothing the caller was told is stored; it raises Unavailable (the
+    classification fails with 503, and internal clients do not retry it) when Kafka has not
+    taken it within `timeout_s`. Costs the broker's acknowledgement: about a millisecond on
+    loopback, with a producer that does not linger.
+
+    After a failure Kafka is taken to be down: one call at a time tries again (and waits up to
+    `timeout_s`), the others fail at once instead of each holding a thread of the gateway for
+    `timeout_s`; the first acknowledgement ends it.
+    """
+
+    def __init__(self, producer, timeout_s: float):
+        self.producer = producer
+        self.timeout_s = timeout_s
+        self.failing = False
+        self._probe = threading.Lock()
+
+    def __call__(self, rec) -> None:
+        probing = self.failing
+        if probing and not self._probe.acquire(blocking=False):
+            raise Unavailable("stored predictions cannot be queued now (Kafka does not answer); "
+                              "nothing was stored", "ServiceUnavailable", retryable=False)
+        try:
+            self._send(rec)
+            self.failing = False
+        except Unavailable:
+            self.failing = True
+            raise
+        finally:
+            if probing:
+                self._probe.release()
+
+    def _send(self, rec) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        try:  # send() itself may wait (for metadata): the whole wait is bounded by timeout_s
+            future = self.producer.send(lk.PREDICTIONS, key=rec.project_id.encode(),
+                                        value=rec.SerializeToString())
+            future.get(timeout=max(0.0, deadline - time.monotonic()))
+        except KafkaError as err:
+            log.error("prediction %s not queued for storage: %s", rec.prediction_id, err)
+            raise Unavailable("the prediction could not be queued for storage; nothing was stored",
+                              "ServiceUnavailable", retryable=False) from err
 
 
 def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -> BuiltServer:
@@ -80,13 +139,8 @@ def build_server(config: PredictionConfig, deps: PredictionDeps | None = None) -
     owned = deps is None
     deps = deps or connect(config)
 
-    def record(rec) -> None:
-        # Not awaited: storing a prediction never slows the answer. The broker acknowledges
-        # asynchronously; a failure is logged.
-        deps.producer.send(lk.PREDICTIONS, key=rec.project_id.encode(), value=rec.SerializeToString()).add_errback(
-            lambda exc: log.error("prediction %s not queued for storage: %s", rec.prediction_id, exc))
-
-    predictor = Predictor(HeadCache(deps.storage, config.head_cache_size), deps.torchserve, record)
+    predictor = Predictor(HeadCache(deps.storage, config.head_cache_size), deps.torchserve,
+                          RecordSink(deps.producer, config.record_timeout_s))
     try:
         server, port, health = create_server(
             [lambda s: prediction_pb2_grpc.add_PredictionServiceServicer_to_server(
