@@ -62,6 +62,7 @@ def main() -> int:
         public.start()
         log.info("public gRPC API listening on %s:%d", config.host, public.port)
     reconciling, reconciler_thread = reconciler.start(app.extensions["loupe"].backends, config)
+    publishing, publication_threads = app.extensions["loupe"].backends.start_publications()
     try:
         server.serve()
     finally:
@@ -71,6 +72,9 @@ def main() -> int:
         _stop_grpc(0)
         if reconciler_thread is not None:
             reconciler_thread.join(timeout=10)
+        publishing.set()  # the announcer sends what is queued first (Kafka up)
+        for thread in publication_threads:
+            thread.join(timeout=10)
         # Only now: requests in flight until the drain ended still used the backends.
         app.extensions["loupe"].backends.close()
     log.info("gateway stopped")

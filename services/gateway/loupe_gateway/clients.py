@@ -4,9 +4,10 @@ Kafka). Channels and the Kafka producer are opened lazily, on first use, so the 
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import metadata_pb2_grpc
@@ -21,6 +22,7 @@ from loupe_common.clients import ServiceClient
 from loupe_common.errors import Unavailable
 from loupe_common.timeutil import to_proto, utcnow
 
+from loupe_gateway import publications
 from loupe_gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,20 @@ VARIANTS = {
     "resized": spb.IMAGE_VARIANT_RESIZED,
     "thumbnail": spb.IMAGE_VARIANT_THUMBNAIL,
 }
+
+
+def changes_project(method: Callable) -> Callable:
+    """Marks a `Backends` method (account_id, project_id, ...) that changes what a project's
+    publish names resolve to: the project's cached lookups are dropped and the change is
+    announced to the other gateways, also when the call failed (it may have been applied)."""
+    @functools.wraps(method)
+    def changing(self: "Backends", account_id: str, project_id: str, *args, **kwargs):
+        try:
+            return method(self, account_id, project_id, *args, **kwargs)
+        finally:
+            self.project_changed(project_id)
+
+    return changing
 
 
 #: Seconds a key look-up may take (metadata answers it from one indexed row in milliseconds).
@@ -51,6 +67,29 @@ class Backends:
         self._credential = internal_auth.credential(config.internal_secret, internal_auth.GATEWAY)
         #: With mutual TLS configured, every backend channel presents the install's certificate.
         self._tls = internal_tls.load(config)
+        #: Published iterations by publish name: used only while `start_publications` runs.
+        self.published = publications.PublishedCache(config.published_cache_seconds)
+        self._announcer: publications.Announcer | None = None
+
+    def start_publications(self) -> tuple[threading.Event, list[threading.Thread]]:
+        """Starts the listener that keeps `published` true and the announcer of this gateway's
+        changes (daemon threads). Returns (the event that stops them, the threads)."""
+        stop = threading.Event()
+        if self._config.published_cache_seconds <= 0:
+            return stop, []
+        self._announcer = publications.Announcer(self._kafka_producer, stop)
+        listener = publications.Listener(
+            self.published, lambda: publications.listener_consumer(self._config.kafka_bootstrap), stop)
+        threads = [threading.Thread(target=listener.run, name="publications-listener", daemon=True),
+                   threading.Thread(target=self._announcer.run, name="publications-announcer", daemon=True)]
+        for thread in threads:
+            thread.start()
+        return stop, threads
+
+    def project_changed(self, project_id: str) -> None:
+        self.published.drop_project(project_id)
+        if self._announcer is not None:
+            self._announcer.announce(project_id)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -127,6 +166,7 @@ class Backends:
             target_export_platforms=list(target_export_platforms),
         )).project
 
+    @changes_project
     def import_project(self, account_id: str, project_id: str, name: str, description: str,
                        domain_id: str, classification_type: str,
                        target_export_platforms: Sequence[str]) -> tuple[mpb.Project, bool]:
@@ -146,12 +186,14 @@ class Backends:
         return list(self.metadata.ListProjects(
             mpb.ListProjectsRequest(account_id=account_id)).projects)
 
+    @changes_project
     def update_project(self, account_id: str, project_id: str, update_mask: Sequence[str],
                        **fields: str) -> mpb.Project:
         return self.metadata.UpdateProject(mpb.UpdateProjectRequest(
             account_id=account_id, project_id=project_id, update_mask=list(update_mask), **fields
         )).project
 
+    @changes_project
     def delete_project(self, account_id: str, project_id: str) -> mpb.DeleteProjectResponse:
         return self.metadata.DeleteProject(
             mpb.DeleteProjectRequest(account_id=account_id, project_id=project_id))
@@ -162,6 +204,7 @@ class Backends:
             account_id=account_id, project_id=project_id, name=name, description=description,
             type=type)).tag
 
+    @changes_project
     def import_tag(self, account_id: str, project_id: str, tag_id: str, name: str,
                    description: str, type: str) -> tuple[mpb.Tag, bool]:
         """Creates the tag with a given id, idempotently: (tag, existed)."""
@@ -178,6 +221,7 @@ class Backends:
         return list(self.metadata.ListTags(
             mpb.ListTagsRequest(account_id=account_id, project_id=project_id)).tags)
 
+    @changes_project
     def delete_tag(self, account_id: str, project_id: str, tag_id: str) -> None:
         self.metadata.DeleteTag(mpb.DeleteTagRequest(
             account_id=account_id, project_id=project_id, tag_id=tag_id))
@@ -224,6 +268,7 @@ class Backends:
         return list(self.metadata.ListIterations(mpb.ListIterationsRequest(
             account_id=account_id, project_id=project_id)).iterations)
 
+    @changes_project
     def delete_iteration(self, account_id: str, project_id: str, iteration_id: str) -> str:
         return self.metadata.DeleteIteration(mpb.DeleteIterationRequest(
             account_id=account_id, project_id=project_id, iteration_id=iteration_id
@@ -245,6 +290,7 @@ class Backends:
         return list(self.metadata.FailStaleIterations(mpb.FailStaleIterationsRequest(
             untouched_seconds=untouched_seconds, limit=limit)).iteration_ids)
 
+    @changes_project
     def publish_iteration(self, account_id: str, project_id: str, iteration_id: str,
                           publish_name: str, prediction_resource_id: str, overwrite: bool
                           ) -> mpb.Iteration:
@@ -253,6 +299,7 @@ class Backends:
             publish_name=publish_name, prediction_resource_id=prediction_resource_id,
             overwrite=overwrite)).iteration
 
+    @changes_project
     def unpublish_iteration(self, account_id: str, project_id: str, iteration_id: str
                             ) -> mpb.Iteration:
         return self.metadata.UnpublishIteration(mpb.UnpublishIterationRequest(
@@ -260,8 +307,10 @@ class Backends:
 
     def get_published_iteration(self, account_id: str, project_id: str, publish_name: str
                                 ) -> mpb.GetPublishedIterationResponse:
-        return self.metadata.GetPublishedIteration(mpb.GetPublishedIterationRequest(
-            account_id=account_id, project_id=project_id, publish_name=publish_name))
+        return self.published.get(
+            (account_id, project_id, publish_name),
+            lambda: self.metadata.GetPublishedIteration(mpb.GetPublishedIterationRequest(
+                account_id=account_id, project_id=project_id, publish_name=publish_name)))
 
     def get_tag_at(self, account_id: str, project_id: str, tag_id: str, iteration_id: str
                    ) -> mpb.Tag:
@@ -274,12 +323,14 @@ class Backends:
         return list(self.metadata.ListTags(mpb.ListTagsRequest(
             account_id=account_id, project_id=project_id, iteration_id=iteration_id)).tags)
 
+    @changes_project
     def update_tag(self, account_id: str, project_id: str, tag_id: str,
                    update_mask: Sequence[str], **fields: str) -> mpb.Tag:
         return self.metadata.UpdateTag(mpb.UpdateTagRequest(
             account_id=account_id, project_id=project_id, tag_id=tag_id,
             update_mask=list(update_mask), **fields)).tag
 
+    @changes_project
     def update_iteration(self, account_id: str, project_id: str, iteration_id: str, name: str
                          ) -> mpb.Iteration:
         return self.metadata.UpdateIteration(mpb.UpdateIterationRequest(

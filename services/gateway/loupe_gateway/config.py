@@ -59,6 +59,11 @@ class GatewayConfig(InternalTLSConfig):
     key_cache_seconds: float = env_field(
         "LOUPE_KEY_CACHE_SECONDS", 30.0, "how long a resolved API key is cached"
     )
+    published_cache_seconds: float = env_field(
+        "LOUPE_PUBLISHED_CACHE_SECONDS", 10.0,
+        "how long a published iteration's lookup is reused (changes are announced to every "
+        "gateway at once; this bounds one whose announcement was lost; 0: no cache)"
+    )
     kafka_send_timeout: float = env_field(
         "LOUPE_KAFKA_SEND_TIMEOUT", 15.0, "seconds to wait for Kafka to acknowledge a job"
     )
