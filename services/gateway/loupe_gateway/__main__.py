@@ -13,7 +13,7 @@ import threading
 from loupe_common.config import load
 from loupe_common.kafka import security_from_env
 from loupe_common.grpcserver import setup_logging
-from loupe_gateway import bodies, reconciler
+from loupe_gateway import bodies, orphans, reconciler
 from loupe_gateway.app import create_app
 from loupe_gateway.config import GatewayConfig
 from loupe_gateway.grpcapi.server import build_server
@@ -62,6 +62,7 @@ def main() -> int:
         public.start()
         log.info("public gRPC API listening on %s:%d", config.host, public.port)
     reconciling, reconciler_thread = reconciler.start(app.extensions["loupe"].backends, config)
+    sweep_thread = orphans.start(app.extensions["loupe"].backends, config, reconciling)
     publishing, publication_threads = app.extensions["loupe"].backends.start_publications()
     try:
         server.serve()
@@ -70,8 +71,9 @@ def main() -> int:
         if signalled.is_set():  # the gRPC calls in flight end within the same grace
             grpc_stopped.wait(server.drain_seconds + 5)
         _stop_grpc(0)
-        if reconciler_thread is not None:
-            reconciler_thread.join(timeout=10)
+        for thread in (reconciler_thread, sweep_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         publishing.set()  # the announcer sends what is queued first (Kafka up)
         for thread in publication_threads:
             thread.join(timeout=10)

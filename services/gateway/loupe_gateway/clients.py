@@ -377,10 +377,28 @@ class Backends:
         return self.storage.GetImage(spb.GetImageRequest(
             project_id=project_id, sha256=sha256, variant=VARIANTS[variant]))
 
-    def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False
-                          ) -> None:
+    def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False,
+                          older_than_seconds: float = 0.0) -> None:
         self.storage.DeleteImageData(spb.DeleteImageDataRequest(
-            project_id=project_id, sha256=list(sha256), all=all))
+            project_id=project_id, sha256=list(sha256), all=all,
+            older_than_seconds=older_than_seconds))
+
+    # --- the orphan sweep (orphans.py) ------------------------------------------------------
+
+    def list_project_ids(self) -> list[str]:
+        return list(self.storage.ListProjectIds(spb.ListProjectIdsRequest()).project_ids)
+
+    def list_image_data(self, project_id: str, older_than_seconds: float) -> list[str]:
+        return list(self.storage.ListImageData(spb.ListImageDataRequest(
+            project_id=project_id, older_than_seconds=older_than_seconds)).sha256)
+
+    def existing_projects(self, project_ids: Sequence[str]) -> list[str]:
+        return list(self.metadata.ExistingProjects(mpb.ExistingProjectsRequest(
+            project_ids=list(project_ids))).project_ids)
+
+    def referenced_images(self, project_id: str, sha256: Sequence[str]) -> list[str]:
+        return list(self.metadata.ReferencedImages(mpb.ReferencedImagesRequest(
+            project_id=project_id, sha256=list(sha256))).sha256)
 
     def delete_objects(self, keys: Sequence[str]) -> None:
         self.storage.DeleteObjects(spb.DeleteObjectsRequest(keys=list(keys)))

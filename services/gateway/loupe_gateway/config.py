@@ -77,6 +77,16 @@ class GatewayConfig(InternalTLSConfig):
         "seconds a training job may stay unsent (not acknowledged by Kafka) before the "
         "reconciler produces it again; keep it above LOUPE_KAFKA_SEND_TIMEOUT",
     )
+    orphan_sweep_interval_s: float = env_field(
+        "LOUPE_ORPHAN_SWEEP_INTERVAL_S", 3600.0,
+        "seconds between the reconciler's sweeps for objects no row references (a deleted "
+        "project's late writes, an upload whose rows never came); 0 turns it off",
+    )
+    orphan_grace_s: float = env_field(
+        "LOUPE_ORPHAN_GRACE_S", 3600.0,
+        "how old unreferenced image bytes must be before the sweep removes them (an upload "
+        "writes its bytes before its rows)",
+    )
     training_start_timeout_s: float = env_field(
         "LOUPE_TRAINING_START_TIMEOUT_S", 86400.0,
         "seconds an iteration may wait in Training with no trainer starting its job before the "

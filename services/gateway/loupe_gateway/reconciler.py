@@ -15,6 +15,9 @@ Every gateway replica runs the loop (the gateway is the one component that alway
 may be scaled to zero); metadata hands each unsent job to one replica at a time. Exports need no
 pass: an `Exporting` record older than LOUPE_EXPORT_TIMEOUT_S counts as Failed wherever it is
 read (loupe_common.exports.expired), so a new export can start.
+
+Beside this loop, on a thread of its own, the orphan sweep (orphans.py) removes objects in
+storage that no row references any more.
 """
 from __future__ import annotations
 

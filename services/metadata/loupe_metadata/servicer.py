@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from loupe.v1 import metadata_pb2 as pb
 from loupe.v1 import metadata_pb2_grpc as pb_grpc
+from loupe_common.errors import BadRequest
 from loupe_common.timeutil import from_proto
 from loupe_metadata.core import MetadataCore
+
+#: Ids or hashes one orphan-sweep call may name.
+SWEEP_BATCH = 1000
 
 _KEY_KINDS = {"training": pb.KEY_KIND_TRAINING, "prediction": pb.KEY_KIND_PREDICTION}
 
@@ -323,6 +327,18 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
             request.account_id, request.project_id, list(request.ids)
         )
         return pb.DeletePredictionsResponse(orphaned_sha256=orphaned)
+
+    def ExistingProjects(self, request, context):
+        if len(request.project_ids) > SWEEP_BATCH:
+            raise BadRequest(f"at most {SWEEP_BATCH} ids per call", "BadRequest")
+        return pb.ExistingProjectsResponse(
+            project_ids=self._core.projects.existing_projects(list(request.project_ids)))
+
+    def ReferencedImages(self, request, context):
+        if len(request.sha256) > SWEEP_BATCH:
+            raise BadRequest(f"at most {SWEEP_BATCH} hashes per call", "BadRequest")
+        return pb.ReferencedImagesResponse(sha256=self._core.predictions.referenced_images(
+            request.project_id, list(request.sha256)))
 
     def ExpirePredictions(self, request, context):
         deleted, orphaned = self._core.predictions.expire_predictions(

@@ -25,6 +25,7 @@ ALLOW = {SERVICE_NAME: table(
     GetObject=(GATEWAY, TRAINING, PREDICTION),
     DeleteObjects=(GATEWAY, TRAINING),
     DeleteProjectData=(GATEWAY,),  # a deleted project's every object
+    ListProjectIds=(GATEWAY,), ListImageData=(GATEWAY,),  # the reconciler's orphan sweep
 )}
 
 #: method -> role -> key roots that role may name (keys and DeleteObjects prefixes).

@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import re
+from datetime import datetime, timedelta, timezone
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
@@ -100,10 +101,12 @@ class Store:
             raise BadRequest("empty image", "BadRequestImageSizeBytes")
         sha = hashlib.sha256(data).hexdigest()
         key = storage_keys.image_key(project_id, sha)
-        if self._exists(key):
-            return sha, True
+        existed = self._exists(key)
+        # Written again when it existed: its time of last write is then this upload's, so the
+        # orphan sweep (which removes bytes no row references, once they are old enough) cannot
+        # remove them between this write and the row that this upload is about to add.
         self._write(key, data, content_type or "application/octet-stream")
-        return sha, False
+        return sha, existed
 
     def get_image(self, project_id: str, sha: str, variant: str = "original") -> tuple[bytes, str]:
         _check_project(project_id)
@@ -121,16 +124,56 @@ class Store:
         self._write(vkey, out, "image/jpeg")
         return out, "image/jpeg"
 
-    def delete_images(self, project_id: str, shas: list[str], all_images: bool = False) -> int:
+    def delete_images(self, project_id: str, shas: list[str], all_images: bool = False,
+                      older_than_seconds: float = 0.0) -> int:
+        """Removes images (originals and variants); with `older_than_seconds`, only those whose
+        original was last written at least that long ago, checked just before removing them."""
         _check_project(project_id)
         if all_images:
             return self._delete_prefix(storage_keys.images_prefix(project_id))
-        keys = []
         for sha in shas:
             _check_sha(sha)
+        if older_than_seconds > 0:
+            shas = [sha for sha in shas if self._older(storage_keys.image_key(project_id, sha),
+                                                       older_than_seconds)]
+        keys = []
+        for sha in shas:
             keys.append(storage_keys.image_key(project_id, sha))
             keys += [storage_keys.image_variant_key(project_id, sha, v) for v in VARIANT_SIZES]
         return self._delete_keys(keys)
+
+    def _older(self, key: str, seconds: float) -> bool:
+        try:
+            modified = self.client.stat_object(self.bucket, key).last_modified
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchObject"):
+                return False
+            raise
+        return modified is not None and modified <= _now() - timedelta(seconds=seconds)
+
+    # ---------------------------------------------------------------- the orphan sweep
+    def list_project_ids(self) -> list[str]:
+        """Every project id below a root (images, artifacts, exports, each features definition)."""
+        roots = [storage_keys.IMAGES, storage_keys.ARTIFACTS, storage_keys.EXPORTS]
+        roots += [o.object_name for o in self.client.list_objects(self.bucket, prefix=storage_keys.FEATURES)
+                  if o.is_dir]
+        found: set[str] = set()
+        for root in roots:
+            for entry in self.client.list_objects(self.bucket, prefix=root):
+                name = entry.object_name[len(root):].rstrip("/")
+                if entry.is_dir and _UUID.match(name):
+                    found.add(name)
+        return sorted(found)
+
+    def list_image_data(self, project_id: str, older_than_seconds: float) -> list[str]:
+        """Hashes of the project's originals last written at least `older_than_seconds` ago."""
+        _check_project(project_id)
+        prefix = storage_keys.images_prefix(project_id)
+        cutoff = _now() - timedelta(seconds=max(0.0, older_than_seconds))
+        return [o.object_name[len(prefix):]
+                for o in self.client.list_objects(self.bucket, prefix=prefix, recursive=True)
+                if _SHA.match(o.object_name[len(prefix):])
+                and o.last_modified is not None and o.last_modified <= cutoff]
 
     # ---------------------------------------------------------------- objects
     def put_object(self, key: str, data: bytes, content_type: str) -> int:
@@ -175,6 +218,10 @@ class Store:
         for err in errors:
             log.warning("could not delete %s: %s", err.name, err.message)
         return len(keys) - len(errors)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 def _thumbnail(data: bytes, longest: int) -> bytes:

@@ -29,8 +29,16 @@ class StorageServicer(pbg.StorageServiceServicer):
         return pb.GetImageResponse(data=data, content_type=ctype)
 
     def DeleteImageData(self, request, context):
-        n = self.store.delete_images(request.project_id, list(request.sha256), request.all)
+        n = self.store.delete_images(request.project_id, list(request.sha256), request.all,
+                                     request.older_than_seconds)
         return pb.DeleteImageDataResponse(deleted=n)
+
+    def ListProjectIds(self, request, context):
+        return pb.ListProjectIdsResponse(project_ids=self.store.list_project_ids())
+
+    def ListImageData(self, request, context):
+        return pb.ListImageDataResponse(
+            sha256=self.store.list_image_data(request.project_id, request.older_than_seconds))
 
     def PutObject(self, request, context):
         _check_allowed("PutObject", context, [request.key])

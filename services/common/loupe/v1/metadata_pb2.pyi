@@ -1056,3 +1056,29 @@ class ExpirePredictionsResponse(_message.Message):
     deleted: int
     orphaned: _containers.RepeatedCompositeFieldContainer[OrphanedImage]
     def __init__(self, deleted: _Optional[int] = ..., orphaned: _Optional[_Iterable[_Union[OrphanedImage, _Mapping]]] = ...) -> None: ...
+
+class ExistingProjectsRequest(_message.Message):
+    __slots__ = ("project_ids",)
+    PROJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    project_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExistingProjectsResponse(_message.Message):
+    __slots__ = ("project_ids",)
+    PROJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    project_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReferencedImagesRequest(_message.Message):
+    __slots__ = ("project_id", "sha256")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ReferencedImagesResponse(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -224,6 +224,16 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
                 _registered_method=True)
+        self.ExistingProjects = channel.unary_unary(
+                '/loupe.v1.MetadataService/ExistingProjects',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingProjectsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingProjectsResponse.FromString,
+                _registered_method=True)
+        self.ReferencedImages = channel.unary_unary(
+                '/loupe.v1.MetadataService/ReferencedImages',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -514,6 +524,21 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExistingProjects(self, request, context):
+        """The orphan sweep (the gateway's reconciler): which of `project_ids` exist, in any account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReferencedImages(self, request, context):
+        """The orphan sweep: which of a project's image hashes a row still references (an image, a
+        stored prediction, a training in progress); the others' bytes can go.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -706,6 +731,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ExpirePredictions,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.SerializeToString,
+            ),
+            'ExistingProjects': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExistingProjects,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingProjectsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingProjectsResponse.SerializeToString,
+            ),
+            'ReferencedImages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReferencedImages,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1734,6 +1769,60 @@ class MetadataService:
             '/loupe.v1.MetadataService/ExpirePredictions',
             loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExistingProjects(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ExistingProjects',
+            loupe_dot_v1_dot_metadata__pb2.ExistingProjectsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ExistingProjectsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReferencedImages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ReferencedImages',
+            loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16loupe/v1/storage.proto\x12\x08loupe.v1\"I\n\x0fPutImageRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"G\n\x10PutImageResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x65xisted\x18\x02 \x01(\x08\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"^\n\x0fGetImageRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\'\n\x07variant\x18\x03 \x01(\x0e\x32\x16.loupe.v1.ImageVariant\"6\n\x10GetImageResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"I\n\x16\x44\x65leteImageDataRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"*\n\x17\x44\x65leteImageDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"C\n\x10PutObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\'\n\x11PutObjectResponse\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\"\x1f\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"7\n\x11GetObjectResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"4\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\".\n\x18\x44\x65leteProjectDataRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\",\n\x19\x44\x65leteProjectDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05*\x81\x01\n\x0cImageVariant\x12\x1d\n\x19IMAGE_VARIANT_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMAGE_VARIANT_ORIGINAL\x10\x01\x12\x19\n\x15IMAGE_VARIANT_RESIZED\x10\x02\x12\x1b\n\x17IMAGE_VARIANT_THUMBNAIL\x10\x03\x32\xaa\x04\n\x0eStorageService\x12\x41\n\x08PutImage\x12\x19.loupe.v1.PutImageRequest\x1a\x1a.loupe.v1.PutImageResponse\x12\x41\n\x08GetImage\x12\x19.loupe.v1.GetImageRequest\x1a\x1a.loupe.v1.GetImageResponse\x12V\n\x0f\x44\x65leteImageData\x12 .loupe.v1.DeleteImageDataRequest\x1a!.loupe.v1.DeleteImageDataResponse\x12\x44\n\tPutObject\x12\x1a.loupe.v1.PutObjectRequest\x1a\x1b.loupe.v1.PutObjectResponse\x12\x44\n\tGetObject\x12\x1a.loupe.v1.GetObjectRequest\x1a\x1b.loupe.v1.GetObjectResponse\x12P\n\rDeleteObjects\x12\x1e.loupe.v1.DeleteObjectsRequest\x1a\x1f.loupe.v1.DeleteObjectsResponse\x12\\\n\x11\x44\x65leteProjectData\x12\".loupe.v1.DeleteProjectDataRequest\x1a#.loupe.v1.DeleteProjectDataResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16loupe/v1/storage.proto\x12\x08loupe.v1\"I\n\x0fPutImageRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"G\n\x10PutImageResponse\x12\x0e\n\x06sha256\x18\x01 \x01(\t\x12\x0f\n\x07\x65xisted\x18\x02 \x01(\x08\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\"^\n\x0fGetImageRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\'\n\x07variant\x18\x03 \x01(\x0e\x32\x16.loupe.v1.ImageVariant\"6\n\x10GetImageResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"e\n\x16\x44\x65leteImageDataRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\x12\x1a\n\x12older_than_seconds\x18\x04 \x01(\x01\"*\n\x17\x44\x65leteImageDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"C\n\x10PutObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\"\'\n\x11PutObjectResponse\x12\x12\n\nsize_bytes\x18\x01 \x01(\x03\"\x1f\n\x10GetObjectRequest\x12\x0b\n\x03key\x18\x01 \x01(\t\"7\n\x11GetObjectResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"4\n\x14\x44\x65leteObjectsRequest\x12\x0c\n\x04keys\x18\x01 \x03(\t\x12\x0e\n\x06prefix\x18\x02 \x01(\t\"(\n\x15\x44\x65leteObjectsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\".\n\x18\x44\x65leteProjectDataRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\",\n\x19\x44\x65leteProjectDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x05\"\x17\n\x15ListProjectIdsRequest\"-\n\x16ListProjectIdsResponse\x12\x13\n\x0bproject_ids\x18\x01 \x03(\t\"F\n\x14ListImageDataRequest\x12\x12\n\nproject_id\x18\x01 \x01(\t\x12\x1a\n\x12older_than_seconds\x18\x02 \x01(\x01\"\'\n\x15ListImageDataResponse\x12\x0e\n\x06sha256\x18\x01 \x03(\t*\x81\x01\n\x0cImageVariant\x12\x1d\n\x19IMAGE_VARIANT_UNSPECIFIED\x10\x00\x12\x1a\n\x16IMAGE_VARIANT_ORIGINAL\x10\x01\x12\x19\n\x15IMAGE_VARIANT_RESIZED\x10\x02\x12\x1b\n\x17IMAGE_VARIANT_THUMBNAIL\x10\x03\x32\xd1\x05\n\x0eStorageService\x12\x41\n\x08PutImage\x12\x19.loupe.v1.PutImageRequest\x1a\x1a.loupe.v1.PutImageResponse\x12\x41\n\x08GetImage\x12\x19.loupe.v1.GetImageRequest\x1a\x1a.loupe.v1.GetImageResponse\x12V\n\x0f\x44\x65leteImageData\x12 .loupe.v1.DeleteImageDataRequest\x1a!.loupe.v1.DeleteImageDataResponse\x12\x44\n\tPutObject\x12\x1a.loupe.v1.PutObjectRequest\x1a\x1b.loupe.v1.PutObjectResponse\x12\x44\n\tGetObject\x12\x1a.loupe.v1.GetObjectRequest\x1a\x1b.loupe.v1.GetObjectResponse\x12P\n\rDeleteObjects\x12\x1e.loupe.v1.DeleteObjectsRequest\x1a\x1f.loupe.v1.DeleteObjectsResponse\x12\\\n\x11\x44\x65leteProjectData\x12\".loupe.v1.DeleteProjectDataRequest\x1a#.loupe.v1.DeleteProjectDataResponse\x12S\n\x0eListProjectIds\x12\x1f.loupe.v1.ListProjectIdsRequest\x1a .loupe.v1.ListProjectIdsResponse\x12P\n\rListImageData\x12\x1e.loupe.v1.ListImageDataRequest\x1a\x1f.loupe.v1.ListImageDataResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'loupe.v1.storage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_IMAGEVARIANT']._serialized_start=846
-  _globals['_IMAGEVARIANT']._serialized_end=975
+  _globals['_IMAGEVARIANT']._serialized_start=1059
+  _globals['_IMAGEVARIANT']._serialized_end=1188
   _globals['_PUTIMAGEREQUEST']._serialized_start=36
   _globals['_PUTIMAGEREQUEST']._serialized_end=109
   _globals['_PUTIMAGERESPONSE']._serialized_start=111
@@ -42,25 +42,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETIMAGERESPONSE']._serialized_start=280
   _globals['_GETIMAGERESPONSE']._serialized_end=334
   _globals['_DELETEIMAGEDATAREQUEST']._serialized_start=336
-  _globals['_DELETEIMAGEDATAREQUEST']._serialized_end=409
-  _globals['_DELETEIMAGEDATARESPONSE']._serialized_start=411
-  _globals['_DELETEIMAGEDATARESPONSE']._serialized_end=453
-  _globals['_PUTOBJECTREQUEST']._serialized_start=455
-  _globals['_PUTOBJECTREQUEST']._serialized_end=522
-  _globals['_PUTOBJECTRESPONSE']._serialized_start=524
-  _globals['_PUTOBJECTRESPONSE']._serialized_end=563
-  _globals['_GETOBJECTREQUEST']._serialized_start=565
-  _globals['_GETOBJECTREQUEST']._serialized_end=596
-  _globals['_GETOBJECTRESPONSE']._serialized_start=598
-  _globals['_GETOBJECTRESPONSE']._serialized_end=653
-  _globals['_DELETEOBJECTSREQUEST']._serialized_start=655
-  _globals['_DELETEOBJECTSREQUEST']._serialized_end=707
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=709
-  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=749
-  _globals['_DELETEPROJECTDATAREQUEST']._serialized_start=751
-  _globals['_DELETEPROJECTDATAREQUEST']._serialized_end=797
-  _globals['_DELETEPROJECTDATARESPONSE']._serialized_start=799
-  _globals['_DELETEPROJECTDATARESPONSE']._serialized_end=843
-  _globals['_STORAGESERVICE']._serialized_start=978
-  _globals['_STORAGESERVICE']._serialized_end=1532
+  _globals['_DELETEIMAGEDATAREQUEST']._serialized_end=437
+  _globals['_DELETEIMAGEDATARESPONSE']._serialized_start=439
+  _globals['_DELETEIMAGEDATARESPONSE']._serialized_end=481
+  _globals['_PUTOBJECTREQUEST']._serialized_start=483
+  _globals['_PUTOBJECTREQUEST']._serialized_end=550
+  _globals['_PUTOBJECTRESPONSE']._serialized_start=552
+  _globals['_PUTOBJECTRESPONSE']._serialized_end=591
+  _globals['_GETOBJECTREQUEST']._serialized_start=593
+  _globals['_GETOBJECTREQUEST']._serialized_end=624
+  _globals['_GETOBJECTRESPONSE']._serialized_start=626
+  _globals['_GETOBJECTRESPONSE']._serialized_end=681
+  _globals['_DELETEOBJECTSREQUEST']._serialized_start=683
+  _globals['_DELETEOBJECTSREQUEST']._serialized_end=735
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_start=737
+  _globals['_DELETEOBJECTSRESPONSE']._serialized_end=777
+  _globals['_DELETEPROJECTDATAREQUEST']._serialized_start=779
+  _globals['_DELETEPROJECTDATAREQUEST']._serialized_end=825
+  _globals['_DELETEPROJECTDATARESPONSE']._serialized_start=827
+  _globals['_DELETEPROJECTDATARESPONSE']._serialized_end=871
+  _globals['_LISTPROJECTIDSREQUEST']._serialized_start=873
+  _globals['_LISTPROJECTIDSREQUEST']._serialized_end=896
+  _globals['_LISTPROJECTIDSRESPONSE']._serialized_start=898
+  _globals['_LISTPROJECTIDSRESPONSE']._serialized_end=943
+  _globals['_LISTIMAGEDATAREQUEST']._serialized_start=945
+  _globals['_LISTIMAGEDATAREQUEST']._serialized_end=1015
+  _globals['_LISTIMAGEDATARESPONSE']._serialized_start=1017
+  _globals['_LISTIMAGEDATARESPONSE']._serialized_end=1056
+  _globals['_STORAGESERVICE']._serialized_start=1191
+  _globals['_STORAGESERVICE']._serialized_end=1912
 # @@protoc_insertion_point(module_scope)

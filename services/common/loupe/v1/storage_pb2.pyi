@@ -57,14 +57,16 @@ class GetImageResponse(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class DeleteImageDataRequest(_message.Message):
-    __slots__ = ("project_id", "sha256", "all")
+    __slots__ = ("project_id", "sha256", "all", "older_than_seconds")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     sha256: _containers.RepeatedScalarFieldContainer[str]
     all: bool
-    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ...) -> None: ...
+    older_than_seconds: float
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., older_than_seconds: _Optional[float] = ...) -> None: ...
 
 class DeleteImageDataResponse(_message.Message):
     __slots__ = ("deleted",)
@@ -127,3 +129,27 @@ class DeleteProjectDataResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     deleted: int
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class ListProjectIdsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListProjectIdsResponse(_message.Message):
+    __slots__ = ("project_ids",)
+    PROJECT_IDS_FIELD_NUMBER: _ClassVar[int]
+    project_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListImageDataRequest(_message.Message):
+    __slots__ = ("project_id", "older_than_seconds")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    older_than_seconds: float
+    def __init__(self, project_id: _Optional[str] = ..., older_than_seconds: _Optional[float] = ...) -> None: ...
+
+class ListImageDataResponse(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -69,6 +69,16 @@ class StorageServiceStub:
                 request_serializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.FromString,
                 _registered_method=True)
+        self.ListProjectIds = channel.unary_unary(
+                '/loupe.v1.StorageService/ListProjectIds',
+                request_serializer=loupe_dot_v1_dot_storage__pb2.ListProjectIdsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_storage__pb2.ListProjectIdsResponse.FromString,
+                _registered_method=True)
+        self.ListImageData = channel.unary_unary(
+                '/loupe.v1.StorageService/ListImageData',
+                request_serializer=loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -125,6 +135,22 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListProjectIds(self, request, context):
+        """The orphan sweep (the gateway's reconciler): every project id that has objects (images,
+        artifacts, exports, cached features), whether or not metadata still knows the project.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListImageData(self, request, context):
+        """The orphan sweep: hashes of a project's original images last written at least
+        `older_than_seconds` ago (an upload in flight writes its bytes before its rows).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +188,16 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.DeleteProjectData,
                     request_deserializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.SerializeToString,
+            ),
+            'ListProjectIds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListProjectIds,
+                    request_deserializer=loupe_dot_v1_dot_storage__pb2.ListProjectIdsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_storage__pb2.ListProjectIdsResponse.SerializeToString,
+            ),
+            'ListImageData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListImageData,
+                    request_deserializer=loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -353,6 +389,60 @@ class StorageService:
             '/loupe.v1.StorageService/DeleteProjectData',
             loupe_dot_v1_dot_storage__pb2.DeleteProjectDataRequest.SerializeToString,
             loupe_dot_v1_dot_storage__pb2.DeleteProjectDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListProjectIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.StorageService/ListProjectIds',
+            loupe_dot_v1_dot_storage__pb2.ListProjectIdsRequest.SerializeToString,
+            loupe_dot_v1_dot_storage__pb2.ListProjectIdsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListImageData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.StorageService/ListImageData',
+            loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.SerializeToString,
+            loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

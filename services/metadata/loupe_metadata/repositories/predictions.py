@@ -188,6 +188,16 @@ class PredictionRepository(Repository):
             used = _still_used(cur, [(project["id"], h) for h in hashes])
         return [h for h in hashes if (project["id"], h) not in used]
 
+    def referenced_images(self, project_id: str, hashes: Sequence[str]) -> list[str]:
+        """Which of a project's image `hashes` a row still references (`_still_used`): the
+        orphan sweep removes the bytes of the others."""
+        project = parse_uuid(project_id)
+        if project is None or not hashes:
+            return []
+        with self._db.transaction() as cur:
+            used = _still_used(cur, [(project, h) for h in dict.fromkeys(hashes)])
+        return sorted(h for _, h in used)
+
     def expire_predictions(self, before: datetime, limit: int) -> tuple[int, list[tuple[str, str]]]:
         """Retention: deletes up to `limit` stored predictions of any project made before
         `before`, oldest first (rows another caller is deleting are skipped, so replicas

@@ -119,6 +119,16 @@ class ProjectRepository(Repository):
             ).fetchall()
         return [project_pb(r) for r in rows]
 
+    def existing_projects(self, project_ids: Sequence[str]) -> list[str]:
+        """Which of `project_ids` exist, in any account (the orphan sweep: no account scope).
+        Ids that are not UUIDs exist nowhere."""
+        wanted = [u for u in (parse_uuid(p) for p in project_ids) if u is not None]
+        if not wanted:
+            return []
+        with self._db.transaction() as cur:
+            rows = cur.execute("SELECT id FROM projects WHERE id = ANY(%s)", (wanted,)).fetchall()
+        return sorted(str(r["id"]) for r in rows)
+
     def update_project(
         self,
         account_id: str,

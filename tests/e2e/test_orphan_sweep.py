@@ -1,0 +1,96 @@
+"""The orphan sweep against the real stores: bytes no row references go, referenced bytes and
+bytes younger than the grace stay, a deleted project's late writes go."""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+
+import pytest
+
+from loupe.v1 import storage_pb2 as spb
+from loupe.v1 import storage_pb2_grpc
+from loupe_common import config as cfg
+from loupe_common.clients import ServiceClient
+from loupe_common.errors import NotFound
+from loupe_gateway.clients import Backends
+from loupe_gateway.config import GatewayConfig
+from loupe_gateway.orphans import OrphanSweep
+from loupe_model.datasets import load_fashion_mnist
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def storage(live, credentials):
+    client = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub,
+                           credential=credentials["gateway"])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def backends(live):
+    made = Backends(cfg.load(GatewayConfig, live.service_env()))
+    yield made
+    made.close()
+
+
+def _exists(storage, project_id: str, sha: str) -> bool:
+    try:
+        storage.GetImage(spb.GetImageRequest(project_id=project_id, sha256=sha))
+        return True
+    except NotFound:
+        return False
+
+
+def test_the_sweep_removes_unreferenced_bytes_and_keeps_the_rest(live, api, storage, backends):
+    images = [img for img, _ in load_fashion_mnist("train", (0, 1, 2, 3), 2, seed=81)]
+    kept_pid = api.new_project(f"sweep-kept-{uuid.uuid4().hex[:6]}")["id"]
+    tag = api.train("POST", f"/projects/{kept_pid}/tags", params={"name": "t"})
+    api.upload_files(kept_pid, images[:2], tag["id"])
+    uploaded = [hashlib.sha256(i).hexdigest() for i in images[:2]]
+    # An upload whose rows never came (its gateway died): bytes only.
+    orphan = storage.PutImage(spb.PutImageRequest(project_id=kept_pid, data=images[2])).sha256
+    # A stored prediction recorded after its project was deleted: bytes of a project metadata
+    # no longer knows.
+    gone_pid = api.new_project(f"sweep-gone-{uuid.uuid4().hex[:6]}")["id"]
+    api.train("DELETE", f"/projects/{gone_pid}", expect=204)
+    late = storage.PutImage(spb.PutImageRequest(project_id=gone_pid, data=images[3])).sha256
+    assert gone_pid in backends.list_project_ids()
+
+    # With the shipped grace (an hour) the fresh orphan stays: it could be an upload in flight.
+    shipped = cfg.load(GatewayConfig, live.service_env()).orphan_grace_s
+    assert shipped >= 600
+    OrphanSweep(backends, shipped).run_once()
+    assert _exists(storage, kept_pid, orphan)
+    assert not _exists(storage, gone_pid, late), "a deleted project's bytes need no grace"
+
+    # Old enough (grace 0 here): it goes; the uploaded images, which rows reference, stay.
+    late = storage.PutImage(spb.PutImageRequest(project_id=gone_pid, data=images[3])).sha256
+    done = OrphanSweep(backends, 0.0).run_once()
+    assert done.projects >= 1 and done.images >= 1 and not done.skipped
+    assert not _exists(storage, kept_pid, orphan)
+    assert not _exists(storage, gone_pid, late)
+    assert gone_pid not in backends.list_project_ids()
+    assert all(_exists(storage, kept_pid, sha) for sha in uploaded)
+    listed = api.train("GET", f"/projects/{kept_pid}/images", params={"take": 10})
+    assert sorted(hashlib.sha256(api.http.get(i["originalImageUri"], timeout=30).content).hexdigest()
+                  for i in listed) == sorted(uploaded)
+
+
+def test_bytes_written_again_are_young_again(live, storage, backends, api):
+    """An upload of bytes the project already holds rewrites them, so the sweep's re-check
+    (older_than_seconds) keeps bytes that an upload in flight is about to reference."""
+    pid = api.new_project(f"sweep-young-{uuid.uuid4().hex[:6]}")["id"]
+    image = load_fashion_mnist("train", (4,), 1, seed=82)[0][0]
+    sha = storage.PutImage(spb.PutImageRequest(project_id=pid, data=image)).sha256
+    time.sleep(2.5)
+    assert backends.list_image_data(pid, 2.0) == [sha]
+    again = storage.PutImage(spb.PutImageRequest(project_id=pid, data=image))
+    assert again.existed and again.sha256 == sha
+    assert backends.list_image_data(pid, 2.0) == []
+    backends.delete_image_data(pid, [sha], older_than_seconds=2.0)
+    assert _exists(storage, pid, sha), "the re-check removed bytes written a moment ago"
+    backends.delete_image_data(pid, [sha], older_than_seconds=0.0)
+    assert not _exists(storage, pid, sha)

@@ -1,0 +1,73 @@
+"""The orphan sweep's decisions (no I/O: backends are a dict of what each store holds)."""
+from __future__ import annotations
+
+import pytest
+
+from loupe_gateway import orphans
+
+pytestmark = pytest.mark.unit
+
+
+class Stores:
+    """Storage's projects and images, metadata's projects and referenced hashes."""
+
+    def __init__(self, stored: dict[str, list[str]], known: set[str], referenced: set[str]):
+        self.stored = stored
+        self.known = known
+        self.referenced = referenced
+        self.calls: list[tuple] = []
+
+    def list_project_ids(self):
+        return sorted(self.stored)
+
+    def existing_projects(self, ids):
+        assert len(ids) <= orphans.BATCH
+        return [i for i in ids if i in self.known]
+
+    def list_image_data(self, pid, older_than_seconds):
+        return list(self.stored[pid])
+
+    def referenced_images(self, pid, hashes):
+        assert len(hashes) <= orphans.BATCH
+        return [h for h in hashes if h in self.referenced]
+
+    def delete_image_data(self, pid, hashes, older_than_seconds):
+        self.calls.append(("images", pid, tuple(hashes), older_than_seconds))
+        self.stored[pid] = [h for h in self.stored[pid] if h not in hashes]
+
+    def delete_project_data(self, pid):
+        self.calls.append(("project", pid))
+        return len(self.stored.pop(pid))
+
+
+def test_unknown_projects_go_whole_and_unreferenced_images_of_known_ones_go():
+    stores = Stores({"live": ["a", "b", "c"], "deleted": ["x"]}, known={"live"}, referenced={"a", "c"})
+    done = orphans.OrphanSweep(stores, grace_s=60).run_once()
+    assert done == orphans.Sweep(projects=1, images=1)
+    assert stores.stored == {"live": ["a", "c"]}
+    # the image removal re-checks the grace at the store
+    assert ("images", "live", ("b",), 60) in stores.calls
+
+
+def test_nothing_goes_when_metadata_knows_none_of_the_projects():
+    stores = Stores({"p1": ["a"], "p2": ["b"]}, known=set(), referenced=set())
+    done = orphans.OrphanSweep(stores, grace_s=0).run_once()
+    assert done.skipped and stores.calls == []
+
+
+def test_many_projects_and_images_are_asked_in_bounded_batches():
+    n = orphans.BATCH * 2 + 5
+    stored = {f"p{i:05d}": [] for i in range(n)}
+    stored["p00000"] = [f"h{i}" for i in range(n)]
+    stores = Stores(stored, known=set(stored), referenced={f"h{i}" for i in range(0, n, 2)})
+    done = orphans.OrphanSweep(stores, grace_s=0).run_once()
+    assert done.images == n // 2
+    assert all(int(h[1:]) % 2 == 0 for h in stores.stored["p00000"])
+
+
+def test_a_stopped_sweep_removes_nothing_more():
+    stores = Stores({"gone1": ["a"], "gone2": ["b"], "live": ["c"]}, known={"live"}, referenced=set())
+    sweep = orphans.OrphanSweep(stores, grace_s=0)
+    sweep.stop.set()
+    sweep.run_once()
+    assert stores.calls == []
