@@ -7,7 +7,7 @@ VPY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/services/common:$(CURDIR)/services/gateway:$(CURDIR)/services/metadata:$(CURDIR)/services/storage:$(CURDIR)/services/training:$(CURDIR)/services/prediction:$(CURDIR)/deploy/local:$(CURDIR)/deploy/k8s
 PROTOS := $(wildcard protos/loupe/v1/*.proto)
 
-.PHONY: help deps lock up down status logs test test-unit protos bench bench-live bench-predict bench-upload load chart-check clean k8s-up k8s-down k8s-status test-k8s
+.PHONY: help deps lock up down status logs test test-unit protos bench bench-live bench-predict bench-iterations bench-upload load chart-check clean k8s-up k8s-down k8s-status test-k8s
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -66,6 +66,9 @@ bench-live: ## training and prediction latency through the real services of a ru
 
 bench-predict: ## classify speed of a running `make up`: model-only ceiling, REST and the gRPC stream at concurrency 1, 4, 16, CPU per process
 	$(VPY) bench/predict.py
+
+bench-iterations: ## 1,000 published iterations on a running `make up`: prediction's memory, first (head not cached) vs cached prediction latency
+	$(VPY) bench/published_iterations.py
 
 bench-upload: ## gateway peak RSS growth of a 64 x 6 MB upload batch against its body size, on a stack of its own (port 26600 up)
 	$(VPY) bench/upload_memory.py
