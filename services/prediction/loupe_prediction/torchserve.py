@@ -1,11 +1,8 @@
 """Client of TorchServe's inference and management APIs."""
 from __future__ import annotations
 
-import http.client
 import logging
-import threading
 import time
-import urllib.parse
 
 import numpy as np
 import requests
@@ -16,53 +13,12 @@ from loupe_model.serving import decode_embedding
 log = logging.getLogger(__name__)
 
 
-class _KeptAlive:
-    """POSTs over one kept-alive HTTP connection per thread (the gRPC server's workers).
-
-    `requests` costs about as much Python per call as the rest of the prediction service, and
-    its pool keeps 10 connections, so at a concurrency of 16 some calls open a new one each
-    time; http.client on a thread's own connection does neither.
-    """
-
-    def __init__(self, base_url: str, timeout: float):
-        url = urllib.parse.urlsplit(base_url)
-        self._factory = http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-        self._host, self._port = url.hostname, url.port
-        self._prefix = url.path.rstrip("/")
-        self._timeout = timeout
-        self._local = threading.local()
-
-    def post(self, path: str, body: bytes) -> tuple[int, bytes]:
-        """(status, body) of a POST; an idle connection the server closed is replaced once."""
-        while True:
-            conn = getattr(self._local, "conn", None)
-            fresh = conn is None
-            if fresh:
-                conn = self._local.conn = self._factory(self._host, self._port, timeout=self._timeout)
-            try:
-                conn.request("POST", self._prefix + path, body=body,
-                             headers={"Content-Type": "application/octet-stream"})
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self._local.conn = None
-                if fresh:
-                    raise
-                continue  # the kept-alive connection had gone stale: once more, on a new one
-            if resp.will_close:
-                conn.close()
-                self._local.conn = None
-            return resp.status, data
-
-
 class TorchServeClient:
-    def __init__(self, inference_url: str, management_url: str, model: str, timeout: float = 30.0):
+    def __init__(self, inference_url: str, management_url: str, model: str):
         self.inference_url = inference_url.rstrip("/")
         self.management_url = management_url.rstrip("/")
         self.model = model
-        self.session = requests.Session()  # the management API: registration only
-        self._inference = _KeptAlive(self.inference_url, timeout)
+        self.session = requests.Session()
 
     def ensure_registered(self, batch_size: int, max_batch_delay_ms: int, timeout: float = 120.0) -> None:
         """Registers the shared backbone once (idempotent across replicas)."""
@@ -94,11 +50,11 @@ class TorchServeClient:
 
     def embed(self, image: bytes) -> np.ndarray:
         try:
-            status, body = self._inference.post(f"/predictions/{self.model}", image)
-        except (OSError, http.client.HTTPException) as err:
+            resp = self.session.post(f"{self.inference_url}/predictions/{self.model}", data=image, timeout=30)
+        except requests.RequestException as err:
             raise Unavailable(f"TorchServe unreachable: {err}") from None
-        if status == 400:
+        if resp.status_code == 400:
             raise BadRequest("the image cannot be decoded", "BadRequestImageFormat")
-        if status != 200:
-            raise Unavailable(f"TorchServe answered {status}: {body[:200].decode(errors='replace')}")
-        return decode_embedding(body)
+        if resp.status_code != 200:
+            raise Unavailable(f"TorchServe answered {resp.status_code}: {resp.text[:200]}")
+        return decode_embedding(resp.content)
