@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
+import uuid
 
 import requests
 from azure.cognitiveservices.vision.customvision.prediction import CustomVisionPredictionClient
@@ -47,6 +48,22 @@ class Api:
         body = {"images": [{"name": f"img{i}.png", "contents": base64.b64encode(b).decode()}
                            for i, b in enumerate(images)], "tagIds": [tag_id]}
         return self.train("POST", f"/projects/{project_id}/images/files", json=body)
+
+    def published_project(self, prefix: str, publish_name: str, seed: int) -> tuple[str, str]:
+        """A new two-tag Fashion-MNIST project (5 images a tag), trained and published as
+        `publish_name`; returns (project id, iteration id)."""
+        from loupe_model.datasets import load_fashion_mnist
+
+        pid = self.new_project(f"{prefix}-{uuid.uuid4().hex[:6]}")["id"]
+        data = load_fashion_mnist("train", (0, 1), 5, seed=seed)
+        for position in range(2):
+            tag = self.train("POST", f"/projects/{pid}/tags", params={"name": f"t{position}"})
+            self.upload_files(pid, [img for img, label in data if label == position], tag["id"])
+        iteration = self.train("POST", f"/projects/{pid}/train")
+        assert self.wait_iteration(pid, iteration["id"])["status"] == "Completed"
+        self.train("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
+                   params={"publishName": publish_name, "predictionId": self.resource_id})
+        return pid, iteration["id"]
 
     def wait_iteration(self, project_id: str, iteration_id: str, timeout: float = 180.0) -> dict:
         deadline = time.monotonic() + timeout

@@ -3,7 +3,6 @@ through `loupe.publications` within moments, long before the cache's TTL."""
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
@@ -37,15 +36,7 @@ def second_gateway(live):
 def test_an_unpublished_iteration_is_refused_by_every_gateway_at_once(live, api, second_gateway):
     backends = second_gateway.extensions["loupe"].backends
     assert backends.published.ttl >= 10, "the shipped TTL is what this test shows is not relied on"
-    pid = api.new_project(f"pubcache-{uuid.uuid4().hex[:6]}")["id"]
-    data = load_fashion_mnist("train", (0, 1), 5, seed=71)
-    for position in range(2):
-        tag = api.train("POST", f"/projects/{pid}/tags", params={"name": f"t{position}"})
-        api.upload_files(pid, [img for img, label in data if label == position], tag["id"])
-    iteration = api.train("POST", f"/projects/{pid}/train")
-    assert api.wait_iteration(pid, iteration["id"])["status"] == "Completed"
-    api.train("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
-              params={"publishName": "cached", "predictionId": api.resource_id})
+    pid, iteration_id = api.published_project("pubcache", "cached", seed=71)
     image = load_fashion_mnist("test", (0,), 1, seed=72)[0][0]
     client = second_gateway.test_client()
 
@@ -63,7 +54,7 @@ def test_an_unpublished_iteration_is_refused_by_every_gateway_at_once(live, api,
     api.predict(f"/{pid}/classify/iterations/cached/image/nostore", image)
 
     # Unpublished through the stack's gateway: it refuses at once, the second one within moments.
-    api.train("DELETE", f"/projects/{pid}/iterations/{iteration['id']}/publish", expect=204)
+    api.train("DELETE", f"/projects/{pid}/iterations/{iteration_id}/publish", expect=204)
     unpublished = time.monotonic()
     api.predict(f"/{pid}/classify/iterations/cached/image/nostore", image, expect=404)
     while (resp := classify_on_second()).status_code == 200:
@@ -75,6 +66,6 @@ def test_an_unpublished_iteration_is_refused_by_every_gateway_at_once(live, api,
     assert resp.get_json()["code"] == "NotFoundIteration"
 
     # Published again under the same name: seen at once (refusals are never cached).
-    api.train("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
+    api.train("POST", f"/projects/{pid}/iterations/{iteration_id}/publish",
               params={"publishName": "cached", "predictionId": api.resource_id})
     assert classify_on_second().status_code == 200

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 import pytest
 
@@ -11,21 +10,8 @@ from loupe_model.datasets import load_fashion_mnist
 pytestmark = pytest.mark.e2e
 
 
-def _published_project(api) -> str:
-    pid = api.new_project(f"stored-{uuid.uuid4().hex[:6]}")["id"]
-    data = load_fashion_mnist("train", (0, 1), 5, seed=61)
-    for position in range(2):
-        tag = api.train("POST", f"/projects/{pid}/tags", params={"name": f"t{position}"})
-        api.upload_files(pid, [img for img, label in data if label == position], tag["id"])
-    iteration = api.train("POST", f"/projects/{pid}/train")
-    assert api.wait_iteration(pid, iteration["id"])["status"] == "Completed"
-    api.train("POST", f"/projects/{pid}/iterations/{iteration['id']}/publish",
-              params={"publishName": "ready", "predictionId": api.resource_id})
-    return pid
-
-
 def test_a_prediction_right_after_readiness_is_stored_within_2_s(live, api):
-    pid = _published_project(api)
+    pid, _ = api.published_project("stored", "ready", seed=61)
     # A crashed prediction service leaves its recorder's consumer in the group until the
     # member's session expires: its successor's consumer joins only then (half a minute).
     # Readiness, as `make up` waits for it, includes that consumer holding its partitions.
