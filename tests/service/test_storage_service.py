@@ -55,6 +55,46 @@ def test_same_bytes_are_stored_once_per_project(storage):
     assert got.data == data and got.content_type == "image/png"
 
 
+def test_a_write_token_takes_back_only_bytes_no_later_write_replaced(storage):
+    """A failed upload removes the bytes it wrote with its write token: not once another upload
+    of the same bytes wrote them again (that upload is adding its row)."""
+    project = str(uuid.uuid4())
+    data, other = _png((1, 2, 3)), _png((4, 5, 6))
+    first = storage.PutImage(pb.PutImageRequest(project_id=project, data=data))
+    second = storage.PutImage(pb.PutImageRequest(project_id=project, data=data))
+    assert first.write_token and second.write_token and first.write_token != second.write_token
+    mine = storage.PutImage(pb.PutImageRequest(project_id=project, data=other))
+    deleted = storage.DeleteImageData(pb.DeleteImageDataRequest(
+        project_id=project, sha256=[first.sha256, mine.sha256],
+        write_tokens=[first.write_token, mine.write_token])).deleted
+    assert deleted >= 1
+    found = storage.FindImageData(pb.FindImageDataRequest(project_id=project,
+                                                          sha256=[first.sha256, mine.sha256]))
+    assert list(found.sha256) == [first.sha256]  # rewritten since: kept; the other: gone
+    assert storage.GetImage(pb.GetImageRequest(project_id=project, sha256=first.sha256)).data == data
+    with pytest.raises(BadRequest):  # one token per hash, or none
+        storage.DeleteImageData(pb.DeleteImageDataRequest(
+            project_id=project, sha256=[first.sha256, mine.sha256], write_tokens=["x"]))
+    # An unknown token removes nothing, as does a hash that is not stored.
+    assert storage.DeleteImageData(pb.DeleteImageDataRequest(
+        project_id=project, sha256=[first.sha256], write_tokens=["f" * 32])).deleted == 0
+    assert storage.GetImage(pb.GetImageRequest(project_id=project, sha256=first.sha256)).data == data
+
+
+def test_find_image_data_names_the_stored_hashes_only(storage):
+    project = str(uuid.uuid4())
+    sha = storage.PutImage(pb.PutImageRequest(project_id=project, data=_png((9, 9, 9)))).sha256
+    absent = "0" * 64
+    found = storage.FindImageData(pb.FindImageDataRequest(project_id=project, sha256=[absent, sha]))
+    assert list(found.sha256) == [sha]
+    assert not storage.FindImageData(pb.FindImageDataRequest(project_id=str(uuid.uuid4()),
+                                                             sha256=[sha])).sha256  # per project
+    with pytest.raises(BadRequest):
+        storage.FindImageData(pb.FindImageDataRequest(project_id=project, sha256=["nope"]))
+    with pytest.raises(BadRequest):
+        storage.FindImageData(pb.FindImageDataRequest(project_id=project, sha256=[sha] * 1001))
+
+
 def test_thumbnail_is_derived_and_small(storage):
     client = storage
     project = str(uuid.uuid4())

@@ -215,9 +215,15 @@ class FakeBackends:
             raise NotFound("no such image", "NotFoundImage")
         return spb.GetImageResponse(data=self.blobs[sha256], content_type="image/png")
 
-    def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False
-                          ) -> None:
+    def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False,
+                          older_than_seconds: float = 0.0, write_tokens: Sequence[str] = ()
+                          ) -> int:
         self._record("delete_image_data", project_id, tuple(sha256), all)
+        return len(sha256)
+
+    def find_image_data(self, project_id: str, sha256: Sequence[str]) -> list[str]:
+        self._record("find_image_data", project_id, tuple(sha256))
+        return [sha for sha in sha256 if sha in self.blobs]
 
     # --- prediction ----------------------------------------------------------------------------
 

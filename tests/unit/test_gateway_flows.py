@@ -204,8 +204,9 @@ def test_predictions_become_training_images_without_storing_their_bytes_again(ba
     assert [(r["sourceUrl"], r["status"]) for r in summary["images"]] == [
         (PREDICTION, "OKDuplicate"), (IMAGES[1], "ErrorSource")]
     assert summary["images"][0]["image"]["originalImageUri"] == f"/{IMAGES[0]}/original"
-    # FakeBackends has no put_image: the bytes were only read, then added by their hash.
-    assert [c for c, _ in backends.calls][-2:] == ["get_image", "add_images"]
+    # FakeBackends has no put_image: the bytes were only read, then added by their hash, and
+    # found still stored once the row was in.
+    assert [c for c, _ in backends.calls][-3:] == ["get_image", "add_images", "find_image_data"]
 
 
 def test_a_prediction_with_too_many_tags_is_refused_before_its_bytes_are_read(backends,

@@ -27,6 +27,12 @@ ARTIFACTS = "artifacts/"
 FEATURES = "features/"
 EXPORTS = "exports/"
 
+#: Seconds during which image bytes just written are kept by a removal that follows the
+#: deletion of their last row (images, stored predictions, retention): an upload of the same
+#: bytes rewrote them meanwhile and is about to add its row. What such a removal leaves, the
+#: orphan sweep removes later.
+RECENT_WRITE_S = 60.0
+
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 

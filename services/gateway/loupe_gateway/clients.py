@@ -378,10 +378,14 @@ class Backends:
             project_id=project_id, sha256=sha256, variant=VARIANTS[variant]))
 
     def delete_image_data(self, project_id: str, sha256: Sequence[str] = (), all: bool = False,
-                          older_than_seconds: float = 0.0) -> None:
-        self.storage.DeleteImageData(spb.DeleteImageDataRequest(
+                          older_than_seconds: float = 0.0, write_tokens: Sequence[str] = ()) -> int:
+        return self.storage.DeleteImageData(spb.DeleteImageDataRequest(
             project_id=project_id, sha256=list(sha256), all=all,
-            older_than_seconds=older_than_seconds))
+            older_than_seconds=older_than_seconds, write_tokens=list(write_tokens))).deleted
+
+    def find_image_data(self, project_id: str, sha256: Sequence[str]) -> list[str]:
+        return list(self.storage.FindImageData(spb.FindImageDataRequest(
+            project_id=project_id, sha256=list(sha256))).sha256)
 
     # --- the orphan sweep (orphans.py) ------------------------------------------------------
 

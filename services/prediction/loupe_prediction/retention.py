@@ -18,6 +18,7 @@ from prometheus_client import Counter
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
+from loupe_common import storage_keys
 from loupe_common.errors import LoupeError
 
 log = logging.getLogger(__name__)
@@ -36,11 +37,16 @@ class PredictionRetention:
         stop: set to end `run`.
         interval_s: time between passes (with ±10 % jitter, so replicas drift apart).
         clock: seconds since the epoch (tests move it).
+        recent_write_s: bytes written this recently are kept even when no row references them
+            any more (an upload of the same bytes is adding its row); the orphan sweep takes
+            them later.
     """
 
     def __init__(self, metadata, storage, days: float, stop: threading.Event,
-                 interval_s: float = 3600.0, clock: Callable[[], float] = time.time):
+                 interval_s: float = 3600.0, clock: Callable[[], float] = time.time,
+                 recent_write_s: float = storage_keys.RECENT_WRITE_S):
         self.metadata = metadata
+        self.recent_write_s = recent_write_s
         self.storage = storage
         self.days = days
         self.stop = stop
@@ -61,7 +67,9 @@ class PredictionRetention:
             for image in resp.orphaned:
                 by_project[image.project_id].append(image.sha256)
             for project_id, hashes in by_project.items():
-                self.storage.DeleteImageData(spb.DeleteImageDataRequest(project_id=project_id, sha256=hashes))
+                self.storage.DeleteImageData(spb.DeleteImageDataRequest(
+                    project_id=project_id, sha256=hashes,
+                    older_than_seconds=self.recent_write_s))
             total += resp.deleted
             EXPIRED.inc(resp.deleted)
             if resp.deleted < BATCH:

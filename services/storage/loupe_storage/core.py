@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import re
+import uuid
 from datetime import datetime, timedelta, timezone
 
 from minio import Minio
@@ -31,6 +32,10 @@ _KEY = re.compile(r"^(artifacts|features|exports|models)/[A-Za-z0-9._\-/]+$")
 _PROJECT_PREFIX = re.compile(
     r"^(artifacts|exports|models|features/[A-Za-z0-9._\-]+)/"
     r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/")
+#: Object metadata naming an image's last write (PutImage's write token).
+WRITE_TOKEN = "loupe-write"
+#: Most hashes in one find_images call.
+MAX_FIND = 1000
 #: Longest side of the derived variants (Custom Vision: resized ≈ 1024 px, thumbnail ≈ 200 px).
 VARIANT_SIZES = {"resized": 1024, "thumbnail": 200}
 
@@ -43,6 +48,14 @@ def _check_project(project_id: str) -> None:
 def _check_sha(sha: str) -> None:
     if not _SHA.match(sha or ""):
         raise BadRequest(f"invalid image hash {sha!r}", "BadRequestInvalidIds")
+
+
+def _meta(stat, name: str) -> str:
+    """A user metadata value of a stat (the SDK keeps the header's `x-amz-meta-` prefix)."""
+    for key, value in (stat.metadata or {}).items():
+        if key.lower() in (f"x-amz-meta-{name}", name):
+            return value
+    return ""
 
 
 def check_key(key: str) -> None:
@@ -89,13 +102,28 @@ class Store:
             resp.close()
             resp.release_conn()
 
-    def _write(self, key: str, data: bytes, content_type: str) -> None:
+    def _write(self, key: str, data: bytes, content_type: str,
+               metadata: dict[str, str] | None = None) -> None:
         # A PUT is atomic in S3: readers see the whole object or none of it.
-        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type)
+        self.client.put_object(self.bucket, key, io.BytesIO(data), len(data), content_type=content_type,
+                               metadata=metadata)
+
+    def _stat(self, key: str):
+        """The object's stat, None when it does not exist."""
+        try:
+            return self.client.stat_object(self.bucket, key)
+        except S3Error as err:
+            if err.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise
 
     # ---------------------------------------------------------------- images
-    def put_image(self, project_id: str, data: bytes, content_type: str) -> tuple[str, bool]:
-        """Stores bytes under their SHA-256; returns (sha256, existed)."""
+    def put_image(self, project_id: str, data: bytes, content_type: str) -> tuple[str, bool, str]:
+        """Stores bytes under their SHA-256; returns (sha256, existed, write token).
+
+        The token names this write (object metadata `x-amz-meta-loupe-write`): `delete_images`
+        given it removes the bytes only while no later write replaced them.
+        """
         _check_project(project_id)
         if not data:
             raise BadRequest("empty image", "BadRequestImageSizeBytes")
@@ -104,9 +132,11 @@ class Store:
         existed = self._exists(key)
         # Written again when it existed: its time of last write is then this upload's, so the
         # orphan sweep (which removes bytes no row references, once they are old enough) cannot
-        # remove them between this write and the row that this upload is about to add.
-        self._write(key, data, content_type or "application/octet-stream")
-        return sha, existed
+        # remove them between this write and the row that this upload is about to add, and a
+        # failed upload that wrote them first no longer takes them back (its token is replaced).
+        token = uuid.uuid4().hex
+        self._write(key, data, content_type or "application/octet-stream", {WRITE_TOKEN: token})
+        return sha, existed, token
 
     def get_image(self, project_id: str, sha: str, variant: str = "original") -> tuple[bytes, str]:
         _check_project(project_id)
@@ -125,14 +155,21 @@ class Store:
         return out, "image/jpeg"
 
     def delete_images(self, project_id: str, shas: list[str], all_images: bool = False,
-                      older_than_seconds: float = 0.0) -> int:
+                      older_than_seconds: float = 0.0, write_tokens: list[str] | None = None) -> int:
         """Removes images (originals and variants); with `older_than_seconds`, only those whose
-        original was last written at least that long ago, checked just before removing them."""
+        original was last written at least that long ago, and with `write_tokens` (one per
+        hash) only those whose last write is the one that returned the token; both are checked
+        just before removing them."""
         _check_project(project_id)
         if all_images:
             return self._delete_prefix(storage_keys.images_prefix(project_id))
         for sha in shas:
             _check_sha(sha)
+        if write_tokens:
+            if len(write_tokens) != len(shas):
+                raise BadRequest("write_tokens must give one token per hash")
+            shas = [sha for sha, token in zip(shas, write_tokens)
+                    if self._written_by(storage_keys.image_key(project_id, sha), token)]
         if older_than_seconds > 0:
             shas = [sha for sha in shas if self._older(storage_keys.image_key(project_id, sha),
                                                        older_than_seconds)]
@@ -141,6 +178,19 @@ class Store:
             keys.append(storage_keys.image_key(project_id, sha))
             keys += [storage_keys.image_variant_key(project_id, sha, v) for v in VARIANT_SIZES]
         return self._delete_keys(keys)
+
+    def _written_by(self, key: str, token: str) -> bool:
+        stat = self._stat(key)
+        return stat is not None and bool(token) and _meta(stat, WRITE_TOKEN) == token
+
+    def find_images(self, project_id: str, shas: list[str]) -> list[str]:
+        """Those of `shas` whose original bytes the project holds."""
+        _check_project(project_id)
+        if len(shas) > MAX_FIND:
+            raise BadRequest(f"at most {MAX_FIND} hashes per call")
+        for sha in shas:
+            _check_sha(sha)
+        return [sha for sha in shas if self._stat(storage_keys.image_key(project_id, sha)) is not None]
 
     def _older(self, key: str, seconds: float) -> bool:
         try:

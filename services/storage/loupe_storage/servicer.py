@@ -21,8 +21,9 @@ class StorageServicer(pbg.StorageServiceServicer):
         self.store = store
 
     def PutImage(self, request, context):
-        sha, existed = self.store.put_image(request.project_id, request.data, request.content_type)
-        return pb.PutImageResponse(sha256=sha, existed=existed, size_bytes=len(request.data))
+        sha, existed, token = self.store.put_image(request.project_id, request.data, request.content_type)
+        return pb.PutImageResponse(sha256=sha, existed=existed, size_bytes=len(request.data),
+                                   write_token=token)
 
     def GetImage(self, request, context):
         data, ctype = self.store.get_image(request.project_id, request.sha256, _VARIANTS[request.variant])
@@ -30,8 +31,12 @@ class StorageServicer(pbg.StorageServiceServicer):
 
     def DeleteImageData(self, request, context):
         n = self.store.delete_images(request.project_id, list(request.sha256), request.all,
-                                     request.older_than_seconds)
+                                     request.older_than_seconds, list(request.write_tokens))
         return pb.DeleteImageDataResponse(deleted=n)
+
+    def FindImageData(self, request, context):
+        return pb.FindImageDataResponse(
+            sha256=self.store.find_images(request.project_id, list(request.sha256)))
 
     def ListProjectIds(self, request, context):
         return pb.ListProjectIdsResponse(project_ids=self.store.list_project_ids())

@@ -29,14 +29,16 @@ class PutImageRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class PutImageResponse(_message.Message):
-    __slots__ = ("sha256", "existed", "size_bytes")
+    __slots__ = ("sha256", "existed", "size_bytes", "write_token")
     SHA256_FIELD_NUMBER: _ClassVar[int]
     EXISTED_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WRITE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     sha256: str
     existed: bool
     size_bytes: int
-    def __init__(self, sha256: _Optional[str] = ..., existed: _Optional[bool] = ..., size_bytes: _Optional[int] = ...) -> None: ...
+    write_token: str
+    def __init__(self, sha256: _Optional[str] = ..., existed: _Optional[bool] = ..., size_bytes: _Optional[int] = ..., write_token: _Optional[str] = ...) -> None: ...
 
 class GetImageRequest(_message.Message):
     __slots__ = ("project_id", "sha256", "variant")
@@ -57,16 +59,18 @@ class GetImageResponse(_message.Message):
     def __init__(self, data: _Optional[bytes] = ..., content_type: _Optional[str] = ...) -> None: ...
 
 class DeleteImageDataRequest(_message.Message):
-    __slots__ = ("project_id", "sha256", "all", "older_than_seconds")
+    __slots__ = ("project_id", "sha256", "all", "older_than_seconds", "write_tokens")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
     OLDER_THAN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WRITE_TOKENS_FIELD_NUMBER: _ClassVar[int]
     project_id: str
     sha256: _containers.RepeatedScalarFieldContainer[str]
     all: bool
     older_than_seconds: float
-    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., older_than_seconds: _Optional[float] = ...) -> None: ...
+    write_tokens: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ..., all: _Optional[bool] = ..., older_than_seconds: _Optional[float] = ..., write_tokens: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DeleteImageDataResponse(_message.Message):
     __slots__ = ("deleted",)
@@ -149,6 +153,20 @@ class ListImageDataRequest(_message.Message):
     def __init__(self, project_id: _Optional[str] = ..., older_than_seconds: _Optional[float] = ...) -> None: ...
 
 class ListImageDataResponse(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FindImageDataRequest(_message.Message):
+    __slots__ = ("project_id", "sha256")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FindImageDataResponse(_message.Message):
     __slots__ = ("sha256",)
     SHA256_FIELD_NUMBER: _ClassVar[int]
     sha256: _containers.RepeatedScalarFieldContainer[str]

@@ -79,6 +79,11 @@ class StorageServiceStub:
                 request_serializer=loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.FromString,
                 _registered_method=True)
+        self.FindImageData = channel.unary_unary(
+                '/loupe.v1.StorageService/FindImageData',
+                request_serializer=loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -151,6 +156,14 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindImageData(self, request, context):
+        """Which of a project's image hashes storage holds the original bytes of (an upload checks,
+        once its rows are in, that a concurrent deletion did not take bytes it reused).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +211,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.ListImageData,
                     request_deserializer=loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.SerializeToString,
+            ),
+            'FindImageData': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindImageData,
+                    request_deserializer=loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +461,33 @@ class StorageService:
             '/loupe.v1.StorageService/ListImageData',
             loupe_dot_v1_dot_storage__pb2.ListImageDataRequest.SerializeToString,
             loupe_dot_v1_dot_storage__pb2.ListImageDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindImageData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.StorageService/FindImageData',
+            loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.SerializeToString,
+            loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -2,18 +2,16 @@
 bytes behind the URIs in responses."""
 from __future__ import annotations
 
-import logging
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from loupe_common.errors import BadRequest, LoupeError, NotFound
+from loupe_common.errors import BadRequest, NotFound
 from loupe_gateway import bodies, jsonbatch, metadata_filter, multipart, serialize, validation
+from loupe_gateway.flows import images as image_flows
 from loupe_gateway.flows import uploads
 from loupe_gateway.api.common import account, image_uri, no_content
 from loupe_gateway.app import state
 from loupe_gateway.clients import VARIANTS
 
-log = logging.getLogger(__name__)
 bp = Blueprint("images", __name__)
 
 
@@ -171,13 +169,7 @@ def delete_images(project_id: str):
             f"at most {validation.MAX_TAKE} image ids", "BadRequestExceededBatchSize"
         )
     all_images = validation.parse_bool(request.args.get("allImages"))
-    backends = state().backends
-    orphaned = backends.delete_images(account(), project_id, ids, all_images and not ids)
-    if orphaned:
-        try:
-            backends.delete_image_data(project_id, orphaned)
-        except LoupeError as err:
-            log.warning("images of %s deleted, but not their bytes: %r", project_id, err)
+    image_flows.delete(state().backends, account(), project_id, ids, all_images and not ids)
     return no_content()
 
 

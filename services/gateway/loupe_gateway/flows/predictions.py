@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from loupe.v1 import metadata_pb2 as mpb
 from loupe.v1 import storage_pb2 as spb
+from loupe_common import storage_keys
 from loupe_common.errors import BadRequest, LoupeError, NotFound
 from loupe_common.timeutil import to_proto
 from loupe_gateway import validation
@@ -108,7 +109,8 @@ def delete(backends: Backends, account_id: str, project_id: str, ids: Sequence[s
     orphaned = backends.delete_predictions(account_id, project_id, ids)
     if orphaned:
         try:
-            backends.delete_image_data(project_id, orphaned)
+            backends.delete_image_data(project_id, orphaned,
+                                       older_than_seconds=storage_keys.RECENT_WRITE_S)
         except LoupeError as err:
             log.warning("predictions of %s deleted, but not their bytes: %r", project_id, err)
 

@@ -2,6 +2,16 @@
 ONE metadata AddImages call. If AddImages fails, bytes that this batch newly stored are removed
 again, so a failed upload leaves neither rows nor objects behind.
 
+Bytes are content-addressed, so two uploads of the same image share one object, and an upload
+that reuses bytes can race anything that removes them (a failed upload taking its bytes back,
+the deletion of the last image that had them). Two rules keep every added row's bytes:
+- a failed upload removes only bytes whose last write is its own (PutImage's write token: an
+  upload of the same bytes since rewrote them and so keeps them), then asks metadata whether a
+  row references them meanwhile and, if so, writes them back;
+- a successful upload checks, once its rows are in, that the bytes it did not newly write are
+  still there, and writes back any that are not (it holds them: same hash, same bytes).
+Whichever of a removal and a row comes last, one of the two sees the other.
+
 Every way of adding training images (files, URLs, raw bodies, stored predictions) goes through
 `upload`, so they all answer with the same ImageCreateSummary and status.
 """
@@ -11,6 +21,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from loupe.v1 import metadata_pb2 as mpb
 from loupe_common.errors import BadRequest, LoupeError
 from loupe_gateway import serialize, validation
@@ -18,6 +30,10 @@ from loupe_gateway.clients import Backends
 from loupe_gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
+
+RESTORED = Counter("loupe_upload_bytes_restored_total",
+                   "Image bytes an upload wrote back after a concurrent removal took them",
+                   ["by"])  # by: the failed upload that removed them, the upload that reused them
 
 
 @dataclass
@@ -92,22 +108,30 @@ def store(
         valid.append((index, info))
 
     stored: list[tuple[int, validation.ImageInfo, str]] = []
-    new_hashes: list[str] = []
+    written: dict[str, _Written] = {}  # bytes this batch newly stored, by hash
+    reused: dict[str, _Written] = {}  # bytes that were there already (another row's, maybe)
     for index, info in valid:
-        if entries[index].stored_sha256:
-            stored.append((index, info, entries[index].stored_sha256))
+        entry = entries[index]
+        if entry.stored_sha256:
+            stored.append((index, info, entry.stored_sha256))
+            if entry.data:
+                reused.setdefault(entry.stored_sha256, _Written(entry.data, info.content_type))
             continue
         try:
-            put = backends.put_image(project_id, entries[index].data or b"", info.content_type)
+            put = backends.put_image(project_id, entry.data or b"", info.content_type)
         except LoupeError as err:
             log.warning("storing an image of project %s failed: %r", project_id, err)
             if strict:
-                _compensate(backends, project_id, new_hashes)
+                _compensate(backends, project_id, written)
                 raise
-            results[index] = Result(entries[index].name, "ErrorStorage")
+            results[index] = Result(entry.name, "ErrorStorage")
             continue
-        if not put.existed:
-            new_hashes.append(put.sha256)
+        copy = _Written(entry.data or b"", info.content_type, put.write_token)
+        if not put.existed or put.sha256 in written:
+            # The same bytes again in this batch: its latest write is the one to take back.
+            written[put.sha256] = copy
+        else:
+            reused.setdefault(put.sha256, copy)
         stored.append((index, info, put.sha256))
 
     if stored:
@@ -121,10 +145,11 @@ def store(
                 for index, info, sha in stored
             ])
         except LoupeError:
-            _compensate(backends, project_id, new_hashes)
+            _compensate(backends, project_id, written)
             raise
         for (index, _info, _sha), result in zip(stored, added):
             results[index] = Result(entries[index].name, result.status, result.image)
+        _keep(backends, project_id, {sha: w for sha, w in reused.items() if sha not in written})
     return [r for r in results if r is not None]
 
 
@@ -158,10 +183,49 @@ def upload(
     return summary, 207 if failed else 200
 
 
-def _compensate(backends: Backends, project_id: str, hashes: list[str]) -> None:
-    if not hashes:
+@dataclass(frozen=True)
+class _Written:
+    """Bytes of one hash as this batch holds them, and the token of this batch's write."""
+
+    data: bytes
+    content_type: str
+    token: str = ""
+
+
+def _compensate(backends: Backends, project_id: str, written: dict[str, _Written]) -> None:
+    """Takes back the bytes a failed batch newly wrote: only those no later write replaced,
+    then writes back any that a row references meanwhile (another upload of the same bytes
+    added its row between the removal's check and the removal). A failure is logged: the rows
+    were never added, and the orphan sweep removes what is left."""
+    if not written:
+        return
+    hashes = list(written)
+    try:
+        removed = backends.delete_image_data(project_id, hashes,
+                                             write_tokens=[written[sha].token for sha in hashes])
+        for sha in backends.referenced_images(project_id, hashes) if removed else ():
+            backends.put_image(project_id, written[sha].data, written[sha].content_type)
+            RESTORED.labels("failed_upload").inc()
+            log.warning("image %s of %s was added by another upload while this failed one took "
+                        "its bytes back: written again", sha, project_id)
+    except LoupeError as err:
+        log.error("could not take back the %d images a failed upload of %s wrote: %r",
+                  len(hashes), project_id, err)
+
+
+def _keep(backends: Backends, project_id: str, reused: dict[str, _Written]) -> None:
+    """Once this batch's rows are in: writes back reused bytes that a concurrent removal took.
+    A failure is logged, not raised: the rows are in, and removals of reused bytes are rare."""
+    if not reused:
         return
     try:
-        backends.delete_image_data(project_id, hashes)
-    except LoupeError as err:  # the rows were never added: these objects are unreachable
-        log.error("could not remove %d orphaned images of %s: %r", len(hashes), project_id, err)
+        present = set(backends.find_image_data(project_id, list(reused)))
+        for sha, copy in reused.items():
+            if sha not in present:
+                backends.put_image(project_id, copy.data, copy.content_type)
+                RESTORED.labels("reusing_upload").inc()
+                log.warning("image %s of %s was removed while an upload reused it: written again",
+                            sha, project_id)
+    except LoupeError as err:
+        log.error("could not check the %d reused images of an upload to %s: %r",
+                  len(reused), project_id, err)
