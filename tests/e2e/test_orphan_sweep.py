@@ -11,6 +11,7 @@ import pytest
 from loupe.v1 import storage_pb2 as spb
 from loupe.v1 import storage_pb2_grpc
 from loupe_common import config as cfg
+from loupe_common import storage_keys
 from loupe_common.clients import ServiceClient
 from loupe_common.errors import NotFound
 from loupe_gateway.clients import Backends
@@ -94,3 +95,34 @@ def test_bytes_written_again_are_young_again(live, storage, backends, api):
     assert _exists(storage, pid, sha), "the re-check removed bytes written a moment ago"
     backends.delete_image_data(pid, [sha], older_than_seconds=0.0)
     assert not _exists(storage, pid, sha)
+
+
+def test_the_artifacts_and_exports_of_a_deleted_iteration_go_and_a_live_ones_stay(live, api, backends,
+                                                                                storage, credentials):
+    """An iteration deletion that died between the row and its objects leaves a head and export
+    files of an iteration metadata no longer knows: the sweep removes them, and nothing of the
+    live iteration, which keeps predicting."""
+    pid, live_it = api.published_project("sweep-iterations", f"sweep-{uuid.uuid4().hex[:6]}", seed=83)
+    trainer = ServiceClient(live.layout.addr("storage"), storage_pb2_grpc.StorageServiceStub,
+                            credential=credentials["training"])
+    try:
+        head = trainer.GetObject(spb.GetObjectRequest(key=storage_keys.head_key(pid, live_it))).data
+        gone = str(uuid.uuid4())
+        left = [storage_keys.head_key(pid, gone), storage_keys.export_zip_key(pid, gone, "ONNX"),
+                storage_keys.export_record_key(pid, gone, "ONNX")]
+        for key in left:
+            trainer.PutObject(spb.PutObjectRequest(key=key, data=head))
+        assert backends.list_iteration_ids(pid) == sorted([live_it, gone])
+
+        done = OrphanSweep(backends, 3600.0).run_once()
+        assert done.iterations >= 1
+        assert backends.list_iteration_ids(pid) == [live_it]
+        for key in left:
+            with pytest.raises(NotFound):
+                storage.GetObject(spb.GetObjectRequest(key=key))
+        assert trainer.GetObject(spb.GetObjectRequest(key=storage_keys.head_key(pid, live_it))).data == head
+    finally:
+        trainer.close()
+    image = load_fashion_mnist("test", (0,), 1, seed=84)[0][0]
+    published = api.train("GET", f"/projects/{pid}/iterations/{live_it}")["publishName"]
+    assert api.predict(f"/{pid}/classify/iterations/{published}/image/nostore", image)["predictions"]

@@ -9,13 +9,28 @@ pytestmark = pytest.mark.unit
 
 
 class Stores:
-    """Storage's projects and images, metadata's projects and referenced hashes."""
+    """Storage's projects, images and iteration folders; metadata's projects, referenced
+    hashes and iterations."""
 
-    def __init__(self, stored: dict[str, list[str]], known: set[str], referenced: set[str]):
+    def __init__(self, stored: dict[str, list[str]], known: set[str], referenced: set[str],
+                 iterations: dict[str, list[str]] | None = None,
+                 known_iterations: set[str] = frozenset()):
         self.stored = stored
         self.known = known
         self.referenced = referenced
+        self.iterations = iterations or {}
+        self.known_iterations = known_iterations
         self.calls: list[tuple] = []
+
+    def list_iteration_ids(self, pid):
+        return list(self.iterations.get(pid, []))
+
+    def existing_iterations(self, pid, ids):
+        assert len(ids) <= orphans.BATCH
+        return [i for i in ids if i in self.known_iterations]
+
+    def delete_prefix(self, prefix):
+        self.calls.append(("prefix", prefix))
 
     def list_project_ids(self):
         return sorted(self.stored)
@@ -71,3 +86,23 @@ def test_a_stopped_sweep_removes_nothing_more():
     sweep.stop.set()
     sweep.run_once()
     assert stores.calls == []
+
+
+P = "00000000-0000-0000-0000-00000000000a"
+IT_LIVE, IT_GONE = "00000000-0000-0000-0000-0000000000b1", "00000000-0000-0000-0000-0000000000b2"
+
+
+def test_the_artifacts_and_exports_of_iterations_metadata_does_not_know_go():
+    stores = Stores({P: []}, known={P}, referenced=set(), iterations={P: [IT_LIVE, IT_GONE]},
+                    known_iterations={IT_LIVE})
+    done = orphans.OrphanSweep(stores, grace_s=0).run_once()
+    assert done == orphans.Sweep(iterations=1)
+    assert [c for c in stores.calls if c[0] == "prefix"] == [
+        ("prefix", f"artifacts/{P}/{IT_GONE}/"), ("prefix", f"exports/{P}/{IT_GONE}/")]
+
+
+def test_iterations_of_a_project_without_images_are_asked_in_bounded_batches():
+    ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(orphans.BATCH + 3)]
+    stores = Stores({P: []}, known={P}, referenced=set(), iterations={P: ids},
+                    known_iterations=set(ids[1:]))
+    assert orphans.OrphanSweep(stores, grace_s=0).run_once().iterations == 1

@@ -68,6 +68,16 @@ def artifact_key(project_id: str, path: str) -> str:
     return f"{ARTIFACTS}{project_id}/{path}"
 
 
+def iteration_artifacts_prefix(project_id: str, iteration_id: str) -> str:
+    """`artifacts/{project}/{iteration}/`: every artifact of an iteration.
+
+    Raises:
+        BadRequest: BadRequestInvalidIds when an id is not a lowercase UUID.
+    """
+    _check(project_id, iteration_id)
+    return artifact_key(project_id, f"{iteration_id}/")
+
+
 def head_key(project_id: str, iteration_id: str) -> str:
     """`artifacts/{project}/{iteration}/head.npz`: an iteration's trained head."""
     return artifact_key(project_id, f"{iteration_id}/head.npz")

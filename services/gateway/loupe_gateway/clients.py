@@ -396,6 +396,14 @@ class Backends:
         return list(self.storage.ListImageData(spb.ListImageDataRequest(
             project_id=project_id, older_than_seconds=older_than_seconds)).sha256)
 
+    def list_iteration_ids(self, project_id: str) -> list[str]:
+        return list(self.storage.ListIterationIds(spb.ListIterationIdsRequest(
+            project_id=project_id)).iteration_ids)
+
+    def existing_iterations(self, project_id: str, iteration_ids: Sequence[str]) -> list[str]:
+        return list(self.metadata.ExistingIterations(mpb.ExistingIterationsRequest(
+            project_id=project_id, iteration_ids=list(iteration_ids))).iteration_ids)
+
     def existing_projects(self, project_ids: Sequence[str]) -> list[str]:
         return list(self.metadata.ExistingProjects(mpb.ExistingProjectsRequest(
             project_ids=list(project_ids))).project_ids)

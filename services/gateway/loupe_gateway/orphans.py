@@ -18,6 +18,10 @@ Each pass (run by the gateway's reconciler every LOUPE_ORPHAN_SWEEP_INTERVAL_S):
    and removes the others, each checked once more just before it goes (storage's
    `older_than_seconds`: an upload of the same bytes meanwhile rewrote it, and so keeps it).
    The grace covers an upload in flight: its bytes are written before its rows.
+4. for each existing project, lists the iteration ids that have artifacts or exports and asks
+   metadata which are iterations of the project; the others' artifacts and exports go (an
+   iteration's row is written before anything of it is stored, so there is no grace to wait:
+   what is left is a deletion that died between the row and the objects).
 """
 from __future__ import annotations
 
@@ -29,23 +33,26 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter
 
+from loupe_common import storage_keys
 from loupe_common.errors import LoupeError
 
 log = logging.getLogger(__name__)
 
 REMOVED = Counter("loupe_orphans_removed_total", "Objects the orphan sweep removed",
-                  ["kind"])  # project (every object of a deleted project), image
+                  ["kind"])  # project (every object of a deleted project), image, iteration
 #: Ids or hashes per metadata call (metadata's limit).
 BATCH = 1000
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What one pass removed: projects (all their objects), images of existing projects."""
+    """What one pass removed: projects (all their objects), images of existing projects, and
+    deleted iterations (their artifacts and exports) of existing projects."""
 
     projects: int = 0
     images: int = 0
     skipped: bool = False  # the safety valve held
+    iterations: int = 0
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -77,7 +84,7 @@ class OrphanSweep:
                       "storage; removing nothing (is LOUPE_POSTGRES_DSN the database of this "
                       "bucket?)", len(ids))
             gone = []
-        projects = images = 0
+        projects = images = iterations = 0
         for pid in gone:
             if self.stop.is_set():
                 break
@@ -90,7 +97,8 @@ class OrphanSweep:
             if self.stop.is_set():
                 break
             images += self._sweep_images(pid)
-        return Sweep(projects, images, skipped)
+            iterations += self._sweep_iterations(pid)
+        return Sweep(projects, images, skipped, iterations)
 
     def _sweep_images(self, project_id: str) -> int:
         removed = 0
@@ -107,6 +115,23 @@ class OrphanSweep:
         return removed
 
 
+    def _sweep_iterations(self, project_id: str) -> int:
+        removed = 0
+        ids = self.backends.list_iteration_ids(project_id)
+        for chunk in _chunks(ids, BATCH):
+            known = set(self.backends.existing_iterations(project_id, chunk))
+            for iteration_id in chunk:
+                if iteration_id in known or self.stop.is_set():
+                    continue
+                self.backends.delete_prefix(storage_keys.iteration_artifacts_prefix(project_id, iteration_id))
+                self.backends.delete_prefix(storage_keys.export_prefix(project_id, iteration_id))
+                removed += 1
+                REMOVED.labels("iteration").inc()
+                log.warning("orphan sweep: removed the artifacts and exports of iteration %s of "
+                            "project %s, which metadata does not know", iteration_id, project_id)
+        return removed
+
+
 def run(sweep: OrphanSweep, interval_s: float) -> None:
     """Sweeps every `interval_s` (±10 %, the first one at a random point of the first
     interval, so replicas do not sweep together) until `sweep.stop` is set."""
@@ -114,8 +139,9 @@ def run(sweep: OrphanSweep, interval_s: float) -> None:
     while not sweep.stop.wait(delay):
         try:
             done = sweep.run_once()
-            log.info("orphan sweep: the objects of %d projects and %d images removed%s",
-                     done.projects, done.images, " (safety valve held)" if done.skipped else "")
+            log.info("orphan sweep: the objects of %d projects, %d images and %d iterations "
+                     "removed%s", done.projects, done.images, done.iterations,
+                     " (safety valve held)" if done.skipped else "")
         except LoupeError as err:
             log.warning("orphan sweep failed (%s); next one in %.0f s", err, interval_s)
         except Exception:  # noqa: BLE001 - the loop must outlive a bad sweep

@@ -30,5 +30,5 @@ ALLOW = {SERVICE_NAME: table(
     RecordPrediction=(PREDICTION,),
     ExpirePredictions=(PREDICTION,),  # retention, run by every prediction replica
     ListPredictions=G, QueryPredictions=G, DeletePredictions=G,
-    ExistingProjects=G, ReferencedImages=G,  # the orphan sweep of the gateway's reconciler
+    ExistingProjects=G, ReferencedImages=G, ExistingIterations=G,  # the gateway's orphan sweep
 )}

@@ -340,6 +340,12 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.ReferencedImagesResponse(sha256=self._core.predictions.referenced_images(
             request.project_id, list(request.sha256)))
 
+    def ExistingIterations(self, request, context):
+        if len(request.iteration_ids) > SWEEP_BATCH:
+            raise BadRequest(f"at most {SWEEP_BATCH} ids per call", "BadRequest")
+        return pb.ExistingIterationsResponse(iteration_ids=self._core.iterations.existing_iterations(
+            request.project_id, list(request.iteration_ids)))
+
     def ExpirePredictions(self, request, context):
         deleted, orphaned = self._core.predictions.expire_predictions(
             from_proto(request.before), request.limit

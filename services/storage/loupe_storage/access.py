@@ -26,6 +26,7 @@ ALLOW = {SERVICE_NAME: table(
     DeleteObjects=(GATEWAY, TRAINING),
     DeleteProjectData=(GATEWAY,),  # a deleted project's every object
     ListProjectIds=(GATEWAY,), ListImageData=(GATEWAY,),  # the reconciler's orphan sweep
+    ListIterationIds=(GATEWAY,),
     FindImageData=(GATEWAY,),  # an upload's check that the bytes it reused are still there
 )}
 

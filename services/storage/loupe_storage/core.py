@@ -215,6 +215,18 @@ class Store:
                     found.add(name)
         return sorted(found)
 
+    def list_iteration_ids(self, project_id: str) -> list[str]:
+        """Every iteration id with objects of the project: folders below
+        `artifacts/{project}/` and `exports/{project}/`."""
+        _check_project(project_id)
+        found: set[str] = set()
+        for root in (storage_keys.artifact_key(project_id, ""), storage_keys.export_prefix(project_id)):
+            for entry in self.client.list_objects(self.bucket, prefix=root):
+                name = entry.object_name[len(root):].rstrip("/")
+                if entry.is_dir and _UUID.match(name):
+                    found.add(name)
+        return sorted(found)
+
     def list_image_data(self, project_id: str, older_than_seconds: float) -> list[str]:
         """Hashes of the project's originals last written at least `older_than_seconds` ago."""
         _check_project(project_id)

@@ -34,6 +34,10 @@ class StorageServicer(pbg.StorageServiceServicer):
                                      request.older_than_seconds, list(request.write_tokens))
         return pb.DeleteImageDataResponse(deleted=n)
 
+    def ListIterationIds(self, request, context):
+        return pb.ListIterationIdsResponse(
+            iteration_ids=self.store.list_iteration_ids(request.project_id))
+
     def FindImageData(self, request, context):
         return pb.FindImageDataResponse(
             sha256=self.store.find_images(request.project_id, list(request.sha256)))

@@ -1082,3 +1082,17 @@ class ReferencedImagesResponse(_message.Message):
     SHA256_FIELD_NUMBER: _ClassVar[int]
     sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExistingIterationsRequest(_message.Message):
+    __slots__ = ("project_id", "iteration_ids")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    ITERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    iteration_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., iteration_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExistingIterationsResponse(_message.Message):
+    __slots__ = ("iteration_ids",)
+    ITERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    iteration_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, iteration_ids: _Optional[_Iterable[str]] = ...) -> None: ...

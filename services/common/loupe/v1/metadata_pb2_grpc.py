@@ -234,6 +234,11 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.FromString,
                 _registered_method=True)
+        self.ExistingIterations = channel.unary_unary(
+                '/loupe.v1.MetadataService/ExistingIterations',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -539,6 +544,14 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExistingIterations(self, request, context):
+        """The orphan sweep: which of `iteration_ids` are iterations of the project (the artifacts
+        and exports of the others can go).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -741,6 +754,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ReferencedImages,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.SerializeToString,
+            ),
+            'ExistingIterations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExistingIterations,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1823,6 +1841,33 @@ class MetadataService:
             '/loupe.v1.MetadataService/ReferencedImages',
             loupe_dot_v1_dot_metadata__pb2.ReferencedImagesRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ReferencedImagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExistingIterations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ExistingIterations',
+            loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -158,6 +158,18 @@ class ListImageDataResponse(_message.Message):
     sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ListIterationIdsRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class ListIterationIdsResponse(_message.Message):
+    __slots__ = ("iteration_ids",)
+    ITERATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    iteration_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, iteration_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class FindImageDataRequest(_message.Message):
     __slots__ = ("project_id", "sha256")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

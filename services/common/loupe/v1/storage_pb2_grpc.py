@@ -84,6 +84,11 @@ class StorageServiceStub:
                 request_serializer=loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.FromString,
                 _registered_method=True)
+        self.ListIterationIds = channel.unary_unary(
+                '/loupe.v1.StorageService/ListIterationIds',
+                request_serializer=loupe_dot_v1_dot_storage__pb2.ListIterationIdsRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_storage__pb2.ListIterationIdsResponse.FromString,
+                _registered_method=True)
 
 
 class StorageServiceServicer:
@@ -164,6 +169,14 @@ class StorageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListIterationIds(self, request, context):
+        """The orphan sweep: every iteration id of a project that has objects (artifacts, exports),
+        whether or not metadata still knows the iteration.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_StorageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +229,11 @@ def add_StorageServiceServicer_to_server(servicer, server):
                     servicer.FindImageData,
                     request_deserializer=loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.SerializeToString,
+            ),
+            'ListIterationIds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIterationIds,
+                    request_deserializer=loupe_dot_v1_dot_storage__pb2.ListIterationIdsRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_storage__pb2.ListIterationIdsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -488,6 +506,33 @@ class StorageService:
             '/loupe.v1.StorageService/FindImageData',
             loupe_dot_v1_dot_storage__pb2.FindImageDataRequest.SerializeToString,
             loupe_dot_v1_dot_storage__pb2.FindImageDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIterationIds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.StorageService/ListIterationIds',
+            loupe_dot_v1_dot_storage__pb2.ListIterationIdsRequest.SerializeToString,
+            loupe_dot_v1_dot_storage__pb2.ListIterationIdsResponse.FromString,
             options,
             channel_credentials,
             insecure,

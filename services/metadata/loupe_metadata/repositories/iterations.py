@@ -26,6 +26,18 @@ from loupe_metadata.rules import COMPLETED
 class IterationRepository(Repository):
     """A project's iterations, from CreateIteration to DeleteIteration."""
 
+    def existing_iterations(self, project_id: str, iteration_ids: Sequence[str]) -> list[str]:
+        """Which of `iteration_ids` are iterations of the project, in any account (the orphan
+        sweep: no account scope). Ids that are not UUIDs exist nowhere."""
+        project = rules.parse_uuid(project_id)
+        wanted = [u for u in (rules.parse_uuid(i) for i in iteration_ids) if u is not None]
+        if project is None or not wanted:
+            return []
+        with self._db.transaction() as cur:
+            rows = cur.execute("SELECT id FROM iterations WHERE project_id = %s AND id = ANY(%s)",
+                               (project, wanted)).fetchall()
+        return sorted(str(r["id"]) for r in rows)
+
     def create_iteration(
         self,
         account_id: str,
