@@ -126,3 +126,30 @@ def test_the_artifacts_and_exports_of_a_deleted_iteration_go_and_a_live_ones_sta
     image = load_fashion_mnist("test", (0,), 1, seed=84)[0][0]
     published = api.train("GET", f"/projects/{pid}/iterations/{live_it}")["publishName"]
     assert api.predict(f"/{pid}/classify/iterations/{published}/image/nostore", image)["predictions"]
+
+
+def test_a_training_image_whose_bytes_are_gone_loses_its_row_in_the_second_pass(live, api, backends,
+                                                                             storage):
+    """Bytes lost from storage (a bucket restored from a backup, a removal that raced): the row
+    can be neither shown nor trained on. The first pass only notes it, the second (grace 0 here)
+    deletes it; every other image and its tags stay."""
+    pid = api.new_project(f"sweep-rows-{uuid.uuid4().hex[:6]}")["id"]
+    tag = api.train("POST", f"/projects/{pid}/tags", params={"name": "t"})
+    images = [img for img, _ in load_fashion_mnist("train", (5, 6), 6, seed=85)]
+    api.upload_files(pid, images, tag["id"])
+    hashes = [hashlib.sha256(i).hexdigest() for i in images]
+    lost = hashes[3]
+    assert backends.delete_image_data(pid, [lost], older_than_seconds=0.0) >= 1  # with thumbnails
+    assert backends.image_hashes(pid) == sorted(hashes)
+
+    sweep = OrphanSweep(backends, 0.0)
+    assert sweep.run_once().rows == 0, "a row must be seen without bytes twice"
+    assert len(api.train("GET", f"/projects/{pid}/images", params={"take": 50})) == len(images)
+    assert sweep.run_once().rows >= 1
+    assert backends.image_hashes(pid) == sorted(h for h in hashes if h != lost)
+    listed = api.train("GET", f"/projects/{pid}/images", params={"take": 50})
+    assert len(listed) == len(images) - 1
+    assert all(i["tags"][0]["tagId"] == tag["id"] for i in listed)
+    assert sorted(hashlib.sha256(api.http.get(i["originalImageUri"], timeout=30).content).hexdigest()
+                  for i in listed) == sorted(h for h in hashes if h != lost)
+    assert api.train("GET", f"/projects/{pid}/tags/{tag['id']}")["imageCount"] == len(images) - 1

@@ -403,6 +403,26 @@ def test_delete_images_returns_hashes_nothing_needs(md, account):
     assert project.images().total == 0
 
 
+def test_the_sweep_lists_image_hashes_and_deletes_images_by_hash(md, account):
+    project, other = Project(md, account), Project(md, account)
+    cat = project.tag("cat")
+    added = [r.image for r in project.add_tagged(cat, 3)]
+    other_sha = other.add(pb.NewImage(sha256=added[0].sha256, width=8, height=8))[0].image.sha256
+    listed = md.ImageHashes(pb.ImageHashesRequest(project_id=project.id)).sha256
+    assert list(listed) == sorted(i.sha256 for i in added)
+    assert not md.ImageHashes(pb.ImageHashesRequest(project_id="not-a-uuid")).sha256
+    expect("BadRequest", BadRequest, md.DeleteImagesByHash, pb.DeleteImagesByHashRequest(
+        project_id=project.id, sha256=[sha() for _ in range(1001)]))
+
+    gone = md.DeleteImagesByHash(pb.DeleteImagesByHashRequest(
+        project_id=project.id, sha256=[added[0].sha256, sha()]))
+    assert gone.deleted == 1
+    assert sorted(i.id for i in project.images().images) == sorted(i.id for i in added[1:])
+    assert md.GetTag(pb.GetTagRequest(**project.ids(), tag_id=cat)).tag.image_count == 2
+    # the same bytes in another project keep their row there
+    assert list(md.ImageHashes(pb.ImageHashesRequest(project_id=other.id)).sha256) == [other_sha]
+
+
 # --- iterations -------------------------------------------------------------------------------
 
 

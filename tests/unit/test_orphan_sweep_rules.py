@@ -14,13 +14,29 @@ class Stores:
 
     def __init__(self, stored: dict[str, list[str]], known: set[str], referenced: set[str],
                  iterations: dict[str, list[str]] | None = None,
-                 known_iterations: set[str] = frozenset()):
+                 known_iterations: set[str] = frozenset(), rows: dict[str, list[str]] | None = None):
         self.stored = stored
+        self.rows = rows or {}  # metadata's training images: project -> hashes
         self.known = known
         self.referenced = referenced
         self.iterations = iterations or {}
         self.known_iterations = known_iterations
         self.calls: list[tuple] = []
+
+    def image_hashes(self, pid):
+        return sorted(set(self.rows.get(pid, [])))
+
+    def find_image_data(self, pid, hashes):
+        assert len(hashes) <= orphans.BATCH
+        self.calls.append(("find", pid, tuple(hashes)))
+        return [h for h in hashes if h in self.stored.get(pid, [])]
+
+    def delete_images_by_hash(self, pid, hashes):
+        assert len(hashes) <= orphans.BATCH
+        self.calls.append(("rows", pid, tuple(hashes)))
+        before = self.rows.get(pid, [])
+        self.rows[pid] = [h for h in before if h not in hashes]
+        return len(before) - len(self.rows[pid])
 
     def list_iteration_ids(self, pid):
         return list(self.iterations.get(pid, []))
@@ -106,3 +122,93 @@ def test_iterations_of_a_project_without_images_are_asked_in_bounded_batches():
     stores = Stores({P: []}, known={P}, referenced=set(), iterations={P: ids},
                     known_iterations=set(ids[1:]))
     assert orphans.OrphanSweep(stores, grace_s=0).run_once().iterations == 1
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def _rows_sweep(stores, grace_s=60.0):
+    clock = Clock()
+    return orphans.OrphanSweep(stores, grace_s=grace_s, clock=clock), clock
+
+
+def test_a_row_whose_bytes_are_gone_goes_only_when_a_later_pass_past_the_grace_still_finds_it():
+    hashes = [f"h{i:02d}" for i in range(20)]
+    stores = Stores({P: hashes[1:]}, known={P}, referenced=set(hashes), rows={P: hashes})
+    sweep, clock = _rows_sweep(stores)
+    assert sweep.run_once().rows == 0  # first seen
+    clock.now += 30
+    assert sweep.run_once().rows == 0  # seen again, within the grace
+    assert not [c for c in stores.calls if c[0] == "rows"]
+    clock.now += 31
+    assert sweep.run_once() == orphans.Sweep(rows=1)
+    assert stores.rows[P] == hashes[1:]
+    # storage was asked once more just before
+    assert stores.calls.index(("find", P, ("h00",))) < stores.calls.index(("rows", P, ("h00",)))
+    assert sweep.suspects == {}
+
+
+def test_a_row_whose_bytes_come_back_stays():
+    hashes = [f"h{i:02d}" for i in range(20)]
+    stores = Stores({P: hashes[1:]}, known={P}, referenced=set(hashes), rows={P: hashes})
+    sweep, clock = _rows_sweep(stores)
+    sweep.run_once()
+    stores.stored[P].append("h00")  # an upload that reused them wrote them back
+    clock.now += 120
+    assert sweep.run_once().rows == 0
+    assert sweep.suspects == {}
+    stores.stored[P].remove("h00")  # gone again later: the clock starts over
+    sweep.run_once()
+    clock.now += 59
+    assert sweep.run_once().rows == 0
+    clock.now += 2
+    assert sweep.run_once().rows == 1
+
+
+def test_bytes_that_reappear_between_the_passes_and_the_last_check_keep_their_row():
+    hashes = [f"h{i:02d}" for i in range(20)]
+    stores = Stores({P: hashes[1:]}, known={P}, referenced=set(hashes), rows={P: hashes})
+    sweep, clock = _rows_sweep(stores, grace_s=0)
+    sweep.run_once()
+    real_list = stores.list_image_data
+    # listed without h00, but written back by the time storage is asked again
+    stores.list_image_data = lambda pid, older: [h for h in real_list(pid, older) if h != "h00"]
+    stores.stored[P].append("h00")
+    assert sweep.run_once().rows == 0
+    assert stores.rows[P] == hashes
+
+
+def test_the_valve_holds_when_many_rows_of_a_project_lack_bytes():
+    hashes = [f"h{i:03d}" for i in range(200)]
+    # 21 of 200 missing: over a tenth
+    stores = Stores({P: hashes[21:]}, known={P}, referenced=set(hashes), rows={P: hashes})
+    sweep, clock = _rows_sweep(stores, grace_s=0)
+    for _ in range(3):
+        assert sweep.run_once().rows == 0
+    assert stores.rows[P] == hashes
+    # 20 of 200 go (a tenth), and in a small project up to ten do
+    stores.stored[P] = hashes[20:]
+    sweep.run_once()
+    assert sweep.run_once().rows == 20
+    small = [f"s{i}" for i in range(12)]
+    stores = Stores({P: small[10:]}, known={P}, referenced=set(small), rows={P: small})
+    sweep, clock = _rows_sweep(stores, grace_s=0)
+    sweep.run_once()
+    assert sweep.run_once().rows == 10
+
+
+def test_suspects_of_projects_that_went_are_forgotten():
+    stores = Stores({P: ["b"]}, known={P}, referenced={"a", "b"}, rows={P: ["a", "b"]})
+    sweep, _ = _rows_sweep(stores)
+    sweep.run_once()
+    assert set(sweep.suspects) == {(P, "a")}
+    stores.known = set()
+    stores.stored["other"] = []
+    stores.known = {"other"}
+    sweep.run_once()
+    assert sweep.suspects == {}

@@ -404,6 +404,13 @@ class Backends:
         return list(self.metadata.ExistingIterations(mpb.ExistingIterationsRequest(
             project_id=project_id, iteration_ids=list(iteration_ids))).iteration_ids)
 
+    def image_hashes(self, project_id: str) -> list[str]:
+        return list(self.metadata.ImageHashes(mpb.ImageHashesRequest(project_id=project_id)).sha256)
+
+    def delete_images_by_hash(self, project_id: str, sha256: Sequence[str]) -> int:
+        return self.metadata.DeleteImagesByHash(mpb.DeleteImagesByHashRequest(
+            project_id=project_id, sha256=list(sha256))).deleted
+
     def existing_projects(self, project_ids: Sequence[str]) -> list[str]:
         return list(self.metadata.ExistingProjects(mpb.ExistingProjectsRequest(
             project_ids=list(project_ids))).project_ids)

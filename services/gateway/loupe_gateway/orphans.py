@@ -22,12 +22,22 @@ Each pass (run by the gateway's reconciler every LOUPE_ORPHAN_SWEEP_INTERVAL_S):
    metadata which are iterations of the project; the others' artifacts and exports go (an
    iteration's row is written before anything of it is stored, so there is no grace to wait:
    what is left is a deletion that died between the row and the objects).
+5. the other way round: for each existing project, the training images whose bytes storage
+   does not hold. Such a row can be neither shown nor trained on, so it goes, but only once
+   it has been missing in two passes at least `grace_s` apart and storage confirms it once more
+   just before (an upload that reused bytes a concurrent removal took writes them back right
+   after its rows, so a row can be briefly without bytes). It is logged as an error: bytes went
+   missing that should not have. A safety valve holds when more than a tenth of a project's
+   rows (and more than ten) lack bytes: that is a bucket restored from an old backup or the
+   wrong bucket, for an operator to look at, not rows to delete. Stored predictions whose
+   bytes are missing keep their rows (their results are still true; only the image is gone).
 """
 from __future__ import annotations
 
 import logging
 import random
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -39,20 +49,26 @@ from loupe_common.errors import LoupeError
 log = logging.getLogger(__name__)
 
 REMOVED = Counter("loupe_orphans_removed_total", "Objects the orphan sweep removed",
-                  ["kind"])  # project (every object of a deleted project), image, iteration
+                  ["kind"])  # project (every object of a deleted project), image, iteration, row
 #: Ids or hashes per metadata call (metadata's limit).
 BATCH = 1000
+#: Rows without bytes are deleted only while they are at most this share of the project's rows
+#: (or at most ROWS_VALVE_MIN of them).
+ROWS_VALVE_SHARE = 0.1
+ROWS_VALVE_MIN = 10
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """What one pass removed: projects (all their objects), images of existing projects, and
-    deleted iterations (their artifacts and exports) of existing projects."""
+    """What one pass removed: projects (all their objects), images of existing projects,
+    deleted iterations (their artifacts and exports) of existing projects, and training-image
+    rows whose bytes are gone."""
 
     projects: int = 0
     images: int = 0
     skipped: bool = False  # the safety valve held
     iterations: int = 0
+    rows: int = 0
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
@@ -67,10 +83,15 @@ class OrphanSweep:
         stop: set to end a pass early.
     """
 
-    def __init__(self, backends, grace_s: float, stop: threading.Event | None = None):
+    def __init__(self, backends, grace_s: float, stop: threading.Event | None = None,
+                 clock=time.monotonic):
         self.backends = backends
         self.grace_s = grace_s
         self.stop = stop or threading.Event()
+        self.clock = clock
+        #: (project id, hash) of rows seen without bytes -> when first seen; a row goes only
+        #: when a later pass, grace_s on, still finds it so.
+        self.suspects: dict[tuple[str, str], float] = {}
 
     def run_once(self) -> Sweep:
         ids = self.backends.list_project_ids()
@@ -84,7 +105,7 @@ class OrphanSweep:
                       "storage; removing nothing (is LOUPE_POSTGRES_DSN the database of this "
                       "bucket?)", len(ids))
             gone = []
-        projects = images = iterations = 0
+        projects = images = iterations = rows = 0
         for pid in gone:
             if self.stop.is_set():
                 break
@@ -98,7 +119,9 @@ class OrphanSweep:
                 break
             images += self._sweep_images(pid)
             iterations += self._sweep_iterations(pid)
-        return Sweep(projects, images, skipped, iterations)
+            rows += self._sweep_rows(pid)
+        self.suspects = {k: v for k, v in self.suspects.items() if k[0] in existing}
+        return Sweep(projects, images, skipped, iterations, rows)
 
     def _sweep_images(self, project_id: str) -> int:
         removed = 0
@@ -113,7 +136,6 @@ class OrphanSweep:
                 log.warning("orphan sweep: removed %d images of project %s that no row references",
                             len(orphans), project_id)
         return removed
-
 
     def _sweep_iterations(self, project_id: str) -> int:
         removed = 0
@@ -132,6 +154,44 @@ class OrphanSweep:
         return removed
 
 
+    def _sweep_rows(self, project_id: str) -> int:
+        rows = self.backends.image_hashes(project_id)
+        if not rows or self.stop.is_set():
+            return 0
+        stored = set(self.backends.list_image_data(project_id, 0.0))
+        missing = [sha for sha in rows if sha not in stored]
+        now = self.clock()
+        seen = {k: v for k, v in self.suspects.items() if k[0] == project_id}
+        for key in seen:
+            if key[1] not in stored:
+                continue
+            del self.suspects[key]  # its bytes are back (or were only late)
+        if not missing:
+            return 0
+        if len(missing) > max(ROWS_VALVE_MIN, ROWS_VALVE_SHARE * len(rows)):
+            log.error("orphan sweep: %d of the %d images of project %s have no bytes in storage; "
+                      "deleting none of their rows (is this the bucket of this database?)",
+                      len(missing), len(rows), project_id)
+            return 0
+        due = [sha for sha in missing
+               if now - self.suspects.setdefault((project_id, sha), now) >= self.grace_s
+               and (project_id, sha) in seen]
+        removed = 0
+        for chunk in _chunks(due, BATCH):
+            back = set(self.backends.find_image_data(project_id, chunk))
+            gone = [sha for sha in chunk if sha not in back]
+            for sha in chunk:
+                self.suspects.pop((project_id, sha), None)
+            if not gone:
+                continue
+            deleted = self.backends.delete_images_by_hash(project_id, gone)
+            removed += deleted
+            REMOVED.labels("row").inc(deleted)
+            log.error("orphan sweep: deleted %d images of project %s whose bytes are gone from "
+                      "storage (%s)", deleted, project_id, ", ".join(gone[:5]))
+        return removed
+
+
 def run(sweep: OrphanSweep, interval_s: float) -> None:
     """Sweeps every `interval_s` (±10 %, the first one at a random point of the first
     interval, so replicas do not sweep together) until `sweep.stop` is set."""
@@ -139,8 +199,9 @@ def run(sweep: OrphanSweep, interval_s: float) -> None:
     while not sweep.stop.wait(delay):
         try:
             done = sweep.run_once()
-            log.info("orphan sweep: the objects of %d projects, %d images and %d iterations "
-                     "removed%s", done.projects, done.images, done.iterations,
+            log.info("orphan sweep: the objects of %d projects, %d images, %d iterations and %d "
+                     "rows without bytes removed%s", done.projects, done.images, done.iterations,
+                     done.rows,
                      " (safety valve held)" if done.skipped else "")
         except LoupeError as err:
             log.warning("orphan sweep failed (%s); next one in %.0f s", err, interval_s)

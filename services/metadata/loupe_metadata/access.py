@@ -31,4 +31,5 @@ ALLOW = {SERVICE_NAME: table(
     ExpirePredictions=(PREDICTION,),  # retention, run by every prediction replica
     ListPredictions=G, QueryPredictions=G, DeletePredictions=G,
     ExistingProjects=G, ReferencedImages=G, ExistingIterations=G,  # the gateway's orphan sweep
+    ImageHashes=G, DeleteImagesByHash=G,
 )}

@@ -346,6 +346,15 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.ExistingIterationsResponse(iteration_ids=self._core.iterations.existing_iterations(
             request.project_id, list(request.iteration_ids)))
 
+    def ImageHashes(self, request, context):
+        return pb.ImageHashesResponse(sha256=self._core.images.image_hashes(request.project_id))
+
+    def DeleteImagesByHash(self, request, context):
+        if len(request.sha256) > SWEEP_BATCH:
+            raise BadRequest(f"at most {SWEEP_BATCH} hashes per call", "BadRequest")
+        return pb.DeleteImagesByHashResponse(deleted=self._core.images.delete_images_by_hash(
+            request.project_id, list(request.sha256)))
+
     def ExpirePredictions(self, request, context):
         deleted, orphaned = self._core.predictions.expire_predictions(
             from_proto(request.before), request.limit

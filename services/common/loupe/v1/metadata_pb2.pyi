@@ -1083,6 +1083,32 @@ class ReferencedImagesResponse(_message.Message):
     sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ImageHashesRequest(_message.Message):
+    __slots__ = ("project_id",)
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    def __init__(self, project_id: _Optional[str] = ...) -> None: ...
+
+class ImageHashesResponse(_message.Message):
+    __slots__ = ("sha256",)
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteImagesByHashRequest(_message.Message):
+    __slots__ = ("project_id", "sha256")
+    PROJECT_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    project_id: str
+    sha256: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, project_id: _Optional[str] = ..., sha256: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteImagesByHashResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
 class ExistingIterationsRequest(_message.Message):
     __slots__ = ("project_id", "iteration_ids")
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

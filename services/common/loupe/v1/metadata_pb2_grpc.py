@@ -239,6 +239,16 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.FromString,
                 _registered_method=True)
+        self.ImageHashes = channel.unary_unary(
+                '/loupe.v1.MetadataService/ImageHashes',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.ImageHashesRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.ImageHashesResponse.FromString,
+                _registered_method=True)
+        self.DeleteImagesByHash = channel.unary_unary(
+                '/loupe.v1.MetadataService/DeleteImagesByHash',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashResponse.FromString,
+                _registered_method=True)
 
 
 class MetadataServiceServicer:
@@ -552,6 +562,21 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImageHashes(self, request, context):
+        """The orphan sweep: every distinct image hash of the project's training images.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteImagesByHash(self, request, context):
+        """The orphan sweep: deletes the project's training images of these hashes (their bytes are
+        gone from storage, checked twice an interval apart), in any account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MetadataServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -759,6 +784,16 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ExistingIterations,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.SerializeToString,
+            ),
+            'ImageHashes': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImageHashes,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.ImageHashesRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.ImageHashesResponse.SerializeToString,
+            ),
+            'DeleteImagesByHash': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteImagesByHash,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1868,6 +1903,60 @@ class MetadataService:
             '/loupe.v1.MetadataService/ExistingIterations',
             loupe_dot_v1_dot_metadata__pb2.ExistingIterationsRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ExistingIterationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImageHashes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/ImageHashes',
+            loupe_dot_v1_dot_metadata__pb2.ImageHashesRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.ImageHashesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteImagesByHash(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/DeleteImagesByHash',
+            loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.DeleteImagesByHashResponse.FromString,
             options,
             channel_credentials,
             insecure,

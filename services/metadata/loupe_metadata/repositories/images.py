@@ -324,6 +324,29 @@ class ImageRepository(Repository):
                 images = _images_with_tags(cur, rows)
             return ImagePage(images, int(total))
 
+    def image_hashes(self, project_id: str) -> list[str]:
+        """Every distinct hash of the project's training images (the orphan sweep, any account;
+        a malformed id has none)."""
+        project = rules.parse_uuid(project_id)
+        if project is None:
+            return []
+        with self._db.transaction() as cur:
+            rows = cur.execute("SELECT DISTINCT sha256 FROM images WHERE project_id = %s",
+                               (project,)).fetchall()
+        return sorted(r["sha256"] for r in rows)
+
+    def delete_images_by_hash(self, project_id: str, hashes: Sequence[str]) -> int:
+        """Deletes the project's training images of `hashes` (the orphan sweep: their bytes
+        are gone, so they can neither be shown nor trained on); returns how many went."""
+        project = rules.parse_uuid(project_id)
+        wanted = [rules.sha256_hex(h) for h in hashes]
+        if project is None or not wanted:
+            return 0
+        with self._db.transaction() as cur:
+            return len(cur.execute(
+                "DELETE FROM images WHERE project_id = %s AND sha256 = ANY(%s) RETURNING id",
+                (project, wanted)).fetchall())
+
     def delete_images(
         self, account_id: str, project_id: str, image_ids: Sequence[str], all: bool = False
     ) -> list[str]:
