@@ -3,6 +3,10 @@ bytes younger than the grace stay, a deleted project's late writes go."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 
@@ -131,8 +135,8 @@ def test_the_artifacts_and_exports_of_a_deleted_iteration_go_and_a_live_ones_sta
 def test_a_training_image_whose_bytes_are_gone_loses_its_row_in_the_second_pass(live, api, backends,
                                                                              storage):
     """Bytes lost from storage (a bucket restored from a backup, a removal that raced): the row
-    can be neither shown nor trained on. The first pass only notes it, the second (grace 0 here)
-    deletes it; every other image and its tags stay."""
+    can be neither shown nor trained on. The first pass only notes it, the second (recheck 0
+    here) deletes it; every other image and its tags stay."""
     pid = api.new_project(f"sweep-rows-{uuid.uuid4().hex[:6]}")["id"]
     tag = api.train("POST", f"/projects/{pid}/tags", params={"name": "t"})
     images = [img for img, _ in load_fashion_mnist("train", (5, 6), 6, seed=85)]
@@ -142,7 +146,7 @@ def test_a_training_image_whose_bytes_are_gone_loses_its_row_in_the_second_pass(
     assert backends.delete_image_data(pid, [lost], older_than_seconds=0.0) >= 1  # with thumbnails
     assert backends.image_hashes(pid) == sorted(hashes)
 
-    sweep = OrphanSweep(backends, 0.0)
+    sweep = OrphanSweep(backends, 0.0, recheck_s=0.0)
     assert sweep.run_once().rows == 0, "a row must be seen without bytes twice"
     assert len(api.train("GET", f"/projects/{pid}/images", params={"take": 50})) == len(images)
     assert sweep.run_once().rows >= 1
@@ -153,3 +157,19 @@ def test_a_training_image_whose_bytes_are_gone_loses_its_row_in_the_second_pass(
     assert sorted(hashlib.sha256(api.http.get(i["originalImageUri"], timeout=30).content).hexdigest()
                   for i in listed) == sorted(h for h in hashes if h != lost)
     assert api.train("GET", f"/projects/{pid}/tags/{tag['id']}")["imageCount"] == len(images) - 1
+
+
+def test_a_single_run_sweeps_once_prints_what_it_removed_and_exits(live, api, storage):
+    """`python -m loupe_gateway.orphans` (what the chart's CronJob runs) with the shipped
+    settings: a deleted project's late bytes go; the process exits 0 and says what it did."""
+    gone_pid = api.new_project(f"sweep-once-{uuid.uuid4().hex[:6]}")["id"]
+    api.train("DELETE", f"/projects/{gone_pid}", expect=204)
+    image = load_fashion_mnist("train", (7,), 1, seed=86)[0][0]
+    late = storage.PutImage(spb.PutImageRequest(project_id=gone_pid, data=image)).sha256
+    done = subprocess.run([sys.executable, "-m", "loupe_gateway.orphans"],
+                          env={**os.environ, **live.service_env()}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["projects"] >= 1 and not summary["skipped"]
+    assert not _exists(storage, gone_pid, late)

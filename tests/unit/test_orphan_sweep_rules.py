@@ -132,12 +132,12 @@ class Clock:
         return self.now
 
 
-def _rows_sweep(stores, grace_s=60.0):
+def _rows_sweep(stores, recheck_s=60.0):
     clock = Clock()
-    return orphans.OrphanSweep(stores, grace_s=grace_s, clock=clock), clock
+    return orphans.OrphanSweep(stores, grace_s=3600, clock=clock, recheck_s=recheck_s), clock
 
 
-def test_a_row_whose_bytes_are_gone_goes_only_when_a_later_pass_past_the_grace_still_finds_it():
+def test_a_row_whose_bytes_are_gone_goes_only_when_a_later_look_past_the_recheck_still_finds_it():
     hashes = [f"h{i:02d}" for i in range(20)]
     stores = Stores({P: hashes[1:]}, known={P}, referenced=set(hashes), rows={P: hashes})
     sweep, clock = _rows_sweep(stores)
@@ -173,7 +173,7 @@ def test_a_row_whose_bytes_come_back_stays():
 def test_bytes_that_reappear_between_the_passes_and_the_last_check_keep_their_row():
     hashes = [f"h{i:02d}" for i in range(20)]
     stores = Stores({P: hashes[1:]}, known={P}, referenced=set(hashes), rows={P: hashes})
-    sweep, clock = _rows_sweep(stores, grace_s=0)
+    sweep, clock = _rows_sweep(stores, recheck_s=0)
     sweep.run_once()
     real_list = stores.list_image_data
     # listed without h00, but written back by the time storage is asked again
@@ -187,7 +187,7 @@ def test_the_valve_holds_when_many_rows_of_a_project_lack_bytes():
     hashes = [f"h{i:03d}" for i in range(200)]
     # 21 of 200 missing: over a tenth
     stores = Stores({P: hashes[21:]}, known={P}, referenced=set(hashes), rows={P: hashes})
-    sweep, clock = _rows_sweep(stores, grace_s=0)
+    sweep, clock = _rows_sweep(stores, recheck_s=0)
     for _ in range(3):
         assert sweep.run_once().rows == 0
     assert stores.rows[P] == hashes
@@ -197,7 +197,7 @@ def test_the_valve_holds_when_many_rows_of_a_project_lack_bytes():
     assert sweep.run_once().rows == 20
     small = [f"s{i}" for i in range(12)]
     stores = Stores({P: small[10:]}, known={P}, referenced=set(small), rows={P: small})
-    sweep, clock = _rows_sweep(stores, grace_s=0)
+    sweep, clock = _rows_sweep(stores, recheck_s=0)
     sweep.run_once()
     assert sweep.run_once().rows == 10
 
@@ -212,3 +212,34 @@ def test_suspects_of_projects_that_went_are_forgotten():
     stores.known = {"other"}
     sweep.run_once()
     assert sweep.suspects == {}
+
+
+class AdvancingStop:
+    """A stop event whose wait moves the test clock instead of sleeping."""
+
+    def __init__(self, clock):
+        self.clock, self.waited = clock, []
+
+    def is_set(self):
+        return False
+
+    def wait(self, seconds):
+        self.waited.append(seconds)
+        self.clock.now += seconds
+        return False
+
+
+def test_a_single_run_looks_again_after_the_recheck_and_only_at_its_suspects_projects():
+    hashes = [f"h{i:02d}" for i in range(20)]
+    other = "00000000-0000-0000-0000-00000000000c"
+    stores = Stores({P: hashes[1:], other: hashes}, known={P, other}, referenced=set(hashes),
+                    rows={P: hashes, other: hashes})
+    clock = Clock()
+    stop = AdvancingStop(clock)
+    sweep = orphans.OrphanSweep(stores, grace_s=3600, stop=stop, clock=clock, recheck_s=60)
+    assert sweep.run_once().rows == 0
+    clock.now += 15  # the pass took a while
+    assert sweep.confirm_suspects() == 1
+    assert stop.waited == [45]
+    assert stores.rows[P] == hashes[1:] and stores.rows[other] == hashes
+    assert sweep.confirm_suspects() == 0 and stop.waited == [45]  # nothing left to look at

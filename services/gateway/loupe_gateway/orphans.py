@@ -24,8 +24,8 @@ Each pass (run by the gateway's reconciler every LOUPE_ORPHAN_SWEEP_INTERVAL_S):
    what is left is a deletion that died between the row and the objects).
 5. the other way round: for each existing project, the training images whose bytes storage
    does not hold. Such a row can be neither shown nor trained on, so it goes, but only once
-   it has been missing in two passes at least `grace_s` apart and storage confirms it once more
-   just before (an upload that reused bytes a concurrent removal took writes them back right
+   it has been missing in two looks at least `recheck_s` apart and storage confirms it once
+   more just before (an upload that reused bytes a concurrent removal took writes them back right
    after its rows, so a row can be briefly without bytes). It is logged as an error: bytes went
    missing that should not have. A safety valve holds when more than a tenth of a project's
    rows (and more than ten) lack bytes: that is a bucket restored from an old backup or the
@@ -84,14 +84,27 @@ class OrphanSweep:
     """
 
     def __init__(self, backends, grace_s: float, stop: threading.Event | None = None,
-                 clock=time.monotonic):
+                 clock=time.monotonic, recheck_s: float = storage_keys.RECENT_WRITE_S):
         self.backends = backends
         self.grace_s = grace_s
         self.stop = stop or threading.Event()
         self.clock = clock
+        self.recheck_s = recheck_s
         #: (project id, hash) of rows seen without bytes -> when first seen; a row goes only
-        #: when a later pass, grace_s on, still finds it so.
+        #: when a later look, recheck_s on, still finds it so.
         self.suspects: dict[tuple[str, str], float] = {}
+
+    def confirm_suspects(self) -> int:
+        """Looks again at the projects of rows the last pass found without bytes, once
+        `recheck_s` has passed since they were first seen (waiting on `stop`); returns how many
+        rows went. What a single run (the chart's CronJob) does after its pass: it has no next
+        pass to remember them for."""
+        if not self.suspects:
+            return 0
+        wait = min(self.suspects.values()) + self.recheck_s - self.clock()
+        if wait > 0 and self.stop.wait(wait):
+            return 0
+        return sum(self._sweep_rows(pid) for pid in sorted({pid for pid, _ in self.suspects}))
 
     def run_once(self) -> Sweep:
         ids = self.backends.list_project_ids()
@@ -174,7 +187,7 @@ class OrphanSweep:
                       len(missing), len(rows), project_id)
             return 0
         due = [sha for sha in missing
-               if now - self.suspects.setdefault((project_id, sha), now) >= self.grace_s
+               if now - self.suspects.setdefault((project_id, sha), now) >= self.recheck_s
                and (project_id, sha) in seen]
         removed = 0
         for chunk in _chunks(due, BATCH):
@@ -210,6 +223,40 @@ def run(sweep: OrphanSweep, interval_s: float) -> None:
         delay = interval_s * random.uniform(0.9, 1.1)
 
 
+def main() -> int:
+    """`python -m loupe_gateway.orphans`: one pass, then the second look at rows found without
+    bytes, and exit (the chart runs it as a CronJob instead of a loop in every gateway
+    replica). Exits 1 when a store could not be reached, so the Job retries."""
+    import json
+    import os
+    import signal
+    import sys
+
+    from loupe_common.config import load
+    from loupe_common.grpcserver import setup_logging
+    from loupe_gateway.clients import Backends
+    from loupe_gateway.config import GatewayConfig
+
+    config = load(GatewayConfig, os.environ)
+    setup_logging(config.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    backends = Backends(config)
+    try:
+        sweep = OrphanSweep(backends, config.orphan_grace_s, stop)
+        done = sweep.run_once()
+        rows = done.rows + sweep.confirm_suspects()
+    except LoupeError as err:
+        log.error("orphan sweep failed: %s", err)
+        return 1
+    finally:
+        backends.close()
+    print(json.dumps({"projects": done.projects, "images": done.images,
+                      "iterations": done.iterations, "rows": rows, "skipped": done.skipped}),
+          file=sys.stdout, flush=True)
+    return 0
+
+
 def start(backends, config, stop: threading.Event) -> threading.Thread | None:
     """Starts the sweep of a gateway process on a daemon thread (none when
     LOUPE_ORPHAN_SWEEP_INTERVAL_S is 0); `stop` ends it."""
@@ -220,3 +267,7 @@ def start(backends, config, stop: threading.Event) -> threading.Thread | None:
                               name="orphan-sweep", daemon=True)
     thread.start()
     return thread
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
