@@ -239,8 +239,33 @@ check "KEDA: no ScaledObject unless enabled" eq "$(count '^kind: ScaledObject' "
 check "KEDA: ScaledObject on the trainers' consumer lag when enabled" \
   grep -q 'consumerGroup: loupe-trainers' <(doc ScaledObject loupe-training "$G")
 check "Ingress: only when enabled" eq "$(count '^kind: Ingress' "$D")/$(count '^kind: Ingress' "$X")" 0/1
+# The orphan sweep: a CronJob, and then no loop in the gateway replicas.
+S=$(doc CronJob loupe-sweep "$D")
+image_of() { awk '/^ *image: /{gsub(/"/, "", $2); print $2; exit}' <<<"$1"; }
+sweep_job() {
+  grep -q 'command: \[python, -m, loupe_gateway.orphans\]' <<<"$S" \
+    && grep -q '^  concurrencyPolicy: Forbid$' <<<"$S" && grep -q 'restartPolicy: Never' <<<"$S" \
+    && eq "$(image_of "$S")" "$(image_of "$(doc Deployment loupe-gateway "$D")")" \
+    && eq "$(kafka_env "$S" LOUPE_ORPHAN_GRACE_S)" 3600 \
+    && eq "$(kafka_env "$S" LOUPE_INTERNAL_SECRET)" loupe-internal/internal-secret \
+    && eq "$(kafka_env "$S" LOUPE_METADATA_TARGET)" "$(kafka_env "$(doc Deployment loupe-gateway "$D")" LOUPE_METADATA_TARGET)" \
+    && eq "$(grep -oE 'name: LOUPE_[A-Z_]+' <<<"$S" | cut -c7- | sort | tr '\n' ' ')" \
+      "LOUPE_INTERNAL_SECRET LOUPE_LOG_LEVEL LOUPE_METADATA_TARGET LOUPE_ORPHAN_GRACE_S LOUPE_STORAGE_TARGET "
+}
+# (tests/e2e/test_orphan_sweep.py runs the one-shot with only these variables: CRONJOB_ENV.)
+check "sweep: a CronJob runs python -m loupe_gateway.orphans from the gateway image, one run at a time, with only the metadata and storage settings" sweep_job
+check "sweep: the gateway replicas run no sweep loop while the CronJob is on" \
+  eq "$(kafka_env "$(doc Deployment loupe-gateway "$D")" LOUPE_ORPHAN_SWEEP_INTERVAL_S)" 0
+peers() { doc NetworkPolicy "$1" "$2" | grep -c 'component: sweep$' || true; } # NAME FILE
+check "sweep: only metadata and storage admit the sweep's pods" \
+  eq "$(for c in gateway metadata storage training prediction torchserve postgresql minio kafka; do printf '%s=%s ' $c "$(peers loupe-$c "$D")"; done)" \
+  "gateway=0 metadata=1 storage=1 training=0 prediction=0 torchserve=0 postgresql=0 minio=0 kafka=0 "
+render "$WORK/no-sweep.yaml" --set sweep.enabled=false
+check "sweep: off, no CronJob, no peer for it, and each gateway sweeps on its own (hourly)" \
+  eq "$(count '^kind: CronJob' "$WORK/no-sweep.yaml")$(count 'component: sweep' "$WORK/no-sweep.yaml")$(doc Deployment loupe-gateway "$WORK/no-sweep.yaml" | count LOUPE_ORPHAN_SWEEP_INTERVAL_S /dev/stdin)" 000
+check "sweep: the offline checks pass with it off" "$VALIDATE" "$WORK/no-sweep.yaml"
 check "hardening: every Loupe container is read-only, non-root, drops ALL" \
-  eq "$(count 'readOnlyRootFilesystem: true' "$D")" "$(( $(count '^kind: Deployment' "$D") + 2 + 3 + 1 ))"
+  eq "$(count 'readOnlyRootFilesystem: true' "$D")" "$(( $(count '^kind: Deployment' "$D") + $(count '^kind: CronJob' "$D") + 2 + 3 + 1 ))"
 check "schema: a wrong type is rejected" \
   bash -c "! '$HELM' template x '$CHART' --kube-version $KUBE_VERSION --set training.gpu.enabled=maybe"
 check "schema: an unknown value is rejected" \
@@ -278,6 +303,13 @@ tls_server() { # NAME: a TLS client whose three probes use the plaintext health-
 check "internal TLS: the gateway presents the install's certificate" tls_client loupe-gateway
 check "internal TLS: metadata, storage, training and prediction serve it, probes on the health port" \
   bash -c "$(declare -f doc kafka_env eq tls_client tls_server); T='$T'; for c in metadata storage training prediction; do tls_server loupe-\$c || exit 1; done"
+sweep_tls() {
+  local d; d=$(doc CronJob loupe-sweep "$T")
+  [[ $(kafka_env "$d" LOUPE_INTERNAL_TLS_DIR) == /etc/loupe/internal-tls ]] \
+    && grep -A1 '^ *- name: internal-tls$' <<<"$d" | grep -q 'mountPath: /etc/loupe/internal-tls' \
+    && grep -A2 '^ *- name: internal-tls$' <<<"$d" | grep -q 'secretName: loupe-internal-tls'
+}
+check "internal TLS: the sweep's CronJob presents the install's certificate" sweep_tls
 check "internal TLS: TorchServe gets neither the Secret nor the variables" \
   eq "$(doc Deployment loupe-torchserve "$T" | count 'internal-tls\|LOUPE_INTERNAL_TLS' /dev/stdin)" 0
 

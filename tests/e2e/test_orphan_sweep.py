@@ -159,15 +159,24 @@ def test_a_training_image_whose_bytes_are_gone_loses_its_row_in_the_second_pass(
     assert api.train("GET", f"/projects/{pid}/tags/{tag['id']}")["imageCount"] == len(images) - 1
 
 
+#: The LOUPE_* variables the chart's sweep CronJob gives its container.
+CRONJOB_ENV = {"LOUPE_LOG_LEVEL", "LOUPE_ORPHAN_GRACE_S", "LOUPE_METADATA_TARGET",
+               "LOUPE_STORAGE_TARGET", "LOUPE_INTERNAL_SECRET", "LOUPE_INTERNAL_TLS_DIR",
+               "LOUPE_INTERNAL_TLS_SERVER_NAME"}
+
+
 def test_a_single_run_sweeps_once_prints_what_it_removed_and_exits(live, api, storage):
     """`python -m loupe_gateway.orphans` (what the chart's CronJob runs) with the shipped
-    settings: a deleted project's late bytes go; the process exits 0 and says what it did."""
+    settings and only the variables the CronJob sets (deploy/helm/loupe/templates/
+    sweep-cronjob.yaml): a deleted project's late bytes go; it exits 0 and says what it did."""
     gone_pid = api.new_project(f"sweep-once-{uuid.uuid4().hex[:6]}")["id"]
     api.train("DELETE", f"/projects/{gone_pid}", expect=204)
     image = load_fashion_mnist("train", (7,), 1, seed=86)[0][0]
     late = storage.PutImage(spb.PutImageRequest(project_id=gone_pid, data=image)).sha256
     done = subprocess.run([sys.executable, "-m", "loupe_gateway.orphans"],
-                          env={**os.environ, **live.service_env()}, capture_output=True, text=True,
+                          env={k: v for k, v in {**os.environ, **live.service_env()}.items()
+                               if k in CRONJOB_ENV or not k.startswith("LOUPE_")},
+                          capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])

@@ -241,6 +241,8 @@ func checkObjects(objs []*object, r *report) {
 			workloads = append(workloads, workload{obj: o, selector: selectorOf(o, t.Spec.Selector, r), template: t.Spec.Template})
 		case *batchv1.Job:
 			workloads = append(workloads, workload{obj: o, template: t.Spec.Template})
+		case *batchv1.CronJob:
+			workloads = append(workloads, workload{obj: o, template: t.Spec.JobTemplate.Spec.Template})
 		case *corev1.Pod:
 			workloads = append(workloads, workload{obj: o, template: corev1.PodTemplateSpec{ObjectMeta: t.ObjectMeta, Spec: t.Spec}})
 		case *corev1.Secret:

@@ -223,6 +223,12 @@ def run(sweep: OrphanSweep, interval_s: float) -> None:
         delay = interval_s * random.uniform(0.9, 1.1)
 
 
+#: Required gateway settings a single run never reads (no prediction, training, Kafka or signed
+#: URL): `main` does not ask for them.
+SWEEP_UNUSED = ("LOUPE_PREDICTION_TARGET", "LOUPE_TRAINING_TARGET", "LOUPE_KAFKA_BOOTSTRAP",
+                "LOUPE_URL_SIGNING_SECRET")
+
+
 def main() -> int:
     """`python -m loupe_gateway.orphans`: one pass, then the second look at rows found without
     bytes, and exit (the chart runs it as a CronJob instead of a loop in every gateway
@@ -237,7 +243,9 @@ def main() -> int:
     from loupe_gateway.clients import Backends
     from loupe_gateway.config import GatewayConfig
 
-    config = load(GatewayConfig, os.environ)
+    # The sweep calls metadata and storage only: the gateway's other settings that have no
+    # default are left out of its CronJob (least privilege: no URL signing secret either).
+    config = load(GatewayConfig, {**dict.fromkeys(SWEEP_UNUSED, ""), **os.environ})
     setup_logging(config.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

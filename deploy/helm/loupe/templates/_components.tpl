@@ -66,6 +66,11 @@ env:
     value: {{ $v.rateLimit.perSecond | quote }}
   - name: LOUPE_RATE_LIMIT_BURST
     value: {{ $v.rateLimit.burst | quote }}
+  {{- if .Values.sweep.enabled }}
+  # The orphan sweep runs as a CronJob (sweep-cronjob.yaml), not in every replica.
+  - name: LOUPE_ORPHAN_SWEEP_INTERVAL_S
+    value: "0"
+  {{- end }}
   {{- include "loupe.env.internal" . | nindent 2 }}
 {{- end }}
 
@@ -84,7 +89,8 @@ metricsPath: /metrics
 probe:
   {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
 internalPlane: true
-callers: [gateway, training, prediction]
+# sweep: the orphan sweep's CronJob (sweep-cronjob.yaml).
+callers: [gateway, training, prediction{{ if .Values.sweep.enabled }}, sweep{{ end }}]
 env:
   - name: LOUPE_METADATA_ADDR
     value: "0.0.0.0:{{ $v.port }}"
@@ -120,7 +126,7 @@ metricsPath: /metrics
 probe:
   {{- include "loupe.grpcProbe" (dict "root" . "port" $v.port) | nindent 2 }}
 internalPlane: true
-callers: [gateway, training, prediction]
+callers: [gateway, training, prediction{{ if .Values.sweep.enabled }}, sweep{{ end }}]
 env:
   - name: LOUPE_STORAGE_ADDR
     value: "0.0.0.0:{{ $v.port }}"
