@@ -29,11 +29,14 @@ def md(postgres_dsn, internal_secret, credentials):
         "LOUPE_POSTGRES_DSN": postgres_dsn, "LOUPE_METADATA_ADDR": "127.0.0.1:0",
         "LOUPE_INTERNAL_SECRET": internal_secret,
         "LOUPE_QUOTA_PROJECTS_PER_ACCOUNT": "3", "LOUPE_QUOTA_TAGS_PER_PROJECT": "2",
-        "LOUPE_QUOTA_IMAGES_PER_PROJECT": "5"}))
+        "LOUPE_QUOTA_IMAGES_PER_PROJECT": "5", "LOUPE_QUOTA_STORED_PREDICTIONS_PER_ACCOUNT": "4"}))
     built.start()
     client = ServiceClient(f"127.0.0.1:{built.port}", MetadataServiceStub, timeout=10,
                            credential=credentials[internal_auth.GATEWAY])
+    client.recorder = ServiceClient(f"127.0.0.1:{built.port}", MetadataServiceStub, timeout=10,
+                                    credential=credentials[internal_auth.PREDICTION])
     yield client
+    client.recorder.close()
     client.close()
     built.stop(None)
 
@@ -97,3 +100,26 @@ def test_concurrent_batches_cannot_overshoot_the_image_quota(md, account):
         t.join()
     assert sorted(outcomes) == ["BadRequestImageExceededCount"] * 4 + ["ok"] * 2
     assert len(md.ListImages(pb.ListImagesRequest(**project.ids(), take=100)).images) == 4
+
+
+def test_stored_predictions_per_account_are_counted_up_to_the_quota(md, account):
+    """StoredPredictionQuota: the quota and the account's stored predictions over all its
+    projects, counted up to the quota (the gateway refuses a storing classification at it)."""
+    def quota(acc=account):
+        r = md.StoredPredictionQuota(pb.StoredPredictionQuotaRequest(account_id=acc.id))
+        return r.limit, r.stored
+
+    assert quota() == (4, 0)
+    projects = [Project(md, account), Project(md, account)]
+    for i in range(3):
+        md.recorder.RecordPrediction(pb.RecordPredictionRequest(prediction=pb.StoredPrediction(
+            project_id=projects[i % 2].id, image_sha256=sha())))
+    assert quota() == (4, 3)
+    for _ in range(3):  # past the quota (recorded after answers the gateway let through)
+        md.recorder.RecordPrediction(pb.RecordPredictionRequest(prediction=pb.StoredPrediction(
+            project_id=projects[0].id, image_sha256=sha())))
+    assert quota() == (4, 4)  # counted up to the quota only
+    other = md.CreateAccount(pb.CreateAccountRequest(name="other-predictions")).account
+    assert quota(other) == (4, 0)
+    md.DeleteProject(pb.DeleteProjectRequest(account_id=account.id, project_id=projects[0].id))
+    assert quota() == (4, 1)

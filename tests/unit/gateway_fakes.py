@@ -50,8 +50,12 @@ class FakeBackends:
     def __init__(self):
         import numpy as np
 
+        from loupe_gateway.prediction_quota import StoredPredictionQuota
+
         self.calls: list[tuple[str, tuple]] = []
         self.classified = 0
+        #: The real check, over this stand-in's answer (no quota).
+        self.stored_quota = StoredPredictionQuota(self.stored_prediction_quota, 10.0)
         self.project = mpb.Project(id=PROJECT, account_id=ACCOUNT, name="p", domain_id=DOMAIN,
                                    classification_type="Multiclass")
         self.tags = {
@@ -200,6 +204,10 @@ class FakeBackends:
         self._project(request.account_id, request.project_id)
         found = [p for p in self.predictions.values() if not request.ids or p.id in request.ids]
         return mpb.QueryPredictionsResponse(predictions=found, continuation="")
+
+    def stored_prediction_quota(self, account_id: str) -> tuple[int, int]:
+        self.calls.append(("stored_prediction_quota", (account_id,)))
+        return 0, 0
 
     def delete_predictions(self, account_id: str, project_id: str, ids: Sequence[str]
                            ) -> list[str]:

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.unit
 
 def test_defaults_are_custom_visions_s0_limits():
     q = load(MetadataConfig, {"LOUPE_POSTGRES_DSN": "postgresql://x", "LOUPE_INTERNAL_SECRET": "s"}).quotas()
-    assert q == Quotas(projects_per_account=100, tags_per_project=500, images_per_project=100_000)
+    assert q == Quotas(projects_per_account=100, tags_per_project=500, images_per_project=100_000,
+                       stored_predictions_per_account=1_000_000)
 
 
 @pytest.mark.parametrize("kind, code", [("projects", "BadRequestExceedProjectLimit"),

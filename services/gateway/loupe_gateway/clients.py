@@ -22,7 +22,7 @@ from loupe_common.clients import ServiceClient
 from loupe_common.errors import Unavailable
 from loupe_common.timeutil import to_proto, utcnow
 
-from loupe_gateway import publications
+from loupe_gateway import prediction_quota, publications
 from loupe_gateway.config import GatewayConfig
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,9 @@ class Backends:
         #: Published iterations by publish name: used only while `start_publications` runs.
         self.published = publications.PublishedCache(config.published_cache_seconds)
         self._announcer: publications.Announcer | None = None
+        #: Checked before every classification that stores (flows.prediction.admit_store).
+        self.stored_quota = prediction_quota.StoredPredictionQuota(
+            self.stored_prediction_quota, config.stored_quota_cache_seconds)
 
     def start_publications(self) -> tuple[threading.Event, list[threading.Thread]]:
         """Starts the listener that keeps `published` true and the announcer of this gateway's
@@ -410,6 +413,11 @@ class Backends:
     def delete_images_by_hash(self, project_id: str, sha256: Sequence[str]) -> int:
         return self.metadata.DeleteImagesByHash(mpb.DeleteImagesByHashRequest(
             project_id=project_id, sha256=list(sha256))).deleted
+
+    def stored_prediction_quota(self, account_id: str) -> tuple[int, int]:
+        """(the account's stored-prediction quota, its stored predictions up to it)."""
+        r = self.metadata.StoredPredictionQuota(mpb.StoredPredictionQuotaRequest(account_id=account_id))
+        return r.limit, r.stored
 
     def existing_projects(self, project_ids: Sequence[str]) -> list[str]:
         return list(self.metadata.ExistingProjects(mpb.ExistingProjectsRequest(

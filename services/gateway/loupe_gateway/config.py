@@ -64,6 +64,12 @@ class GatewayConfig(InternalTLSConfig):
         "how long a published iteration's lookup is reused (changes are announced to every "
         "gateway at once; this bounds one whose announcement was lost; 0: no cache)"
     )
+    stored_quota_cache_seconds: float = env_field(
+        "LOUPE_STORED_QUOTA_CACHE_SECONDS", 10.0,
+        "how long an account's stored-prediction quota, as metadata counted it, is reused (this "
+        "gateway adds its own stores meanwhile; several gateways overshoot by what the others "
+        "store in this time; 0: ask on every stored classification)"
+    )
     kafka_send_timeout: float = env_field(
         "LOUPE_KAFKA_SEND_TIMEOUT", 15.0, "seconds to wait for Kafka to acknowledge a job"
     )

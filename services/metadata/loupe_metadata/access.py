@@ -29,7 +29,7 @@ ALLOW = {SERVICE_NAME: table(
     PublishIteration=G, UnpublishIteration=G, GetPublishedIteration=G,
     RecordPrediction=(PREDICTION,),
     ExpirePredictions=(PREDICTION,),  # retention, run by every prediction replica
-    ListPredictions=G, QueryPredictions=G, DeletePredictions=G,
+    ListPredictions=G, QueryPredictions=G, DeletePredictions=G, StoredPredictionQuota=G,
     ExistingProjects=G, ReferencedImages=G, ExistingIterations=G,  # the gateway's orphan sweep
     ImageHashes=G, DeleteImagesByHash=G,
 )}

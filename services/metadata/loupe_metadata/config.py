@@ -26,7 +26,11 @@ class MetadataConfig(ListenAddress, InternalTLSConfig, HealthPortConfig):
         "LOUPE_QUOTA_TAGS_PER_PROJECT", Quotas.tags_per_project, "most tags per project (0: no limit)")
     quota_images_per_project: int = env_field(
         "LOUPE_QUOTA_IMAGES_PER_PROJECT", Quotas.images_per_project, "most images per project (0: no limit)")
+    quota_stored_predictions_per_account: int = env_field(
+        "LOUPE_QUOTA_STORED_PREDICTIONS_PER_ACCOUNT", Quotas.stored_predictions_per_account,
+        "most stored predictions per account (0: no limit); a classification that would store "
+        "past it is refused (400 BadRequestExceededQuota), …/nostore still answers")
 
     def quotas(self) -> Quotas:
         return Quotas(self.quota_projects_per_account, self.quota_tags_per_project,
-                      self.quota_images_per_project)
+                      self.quota_images_per_project, self.quota_stored_predictions_per_account)

@@ -1,9 +1,13 @@
-"""Per-account quotas: how many projects an account, and tags and images a project, may hold.
+"""Per-account quotas: how many projects and stored predictions an account, and tags and images a
+project, may hold.
 
 The defaults are Custom Vision's S0 tier limits, so code written against Azure meets the same
 walls; an operator sets them (LOUPE_QUOTA_*, the chart's `metadata.quotas`), and 0 lifts one.
 Each is checked in the transaction that adds the rows, under a lock on the parent row, so
-concurrent requests cannot overshoot it together.
+concurrent requests cannot overshoot it together. Stored predictions are the exception: they are
+recorded after the answer (through Kafka), so the gateway checks their quota before it classifies
+(`StoredPredictionQuota`, cached briefly), and an account can overshoot it by what its gateways
+store within that cache's lifetime.
 """
 from __future__ import annotations
 
@@ -17,6 +21,9 @@ class Quotas:
     projects_per_account: int = 100
     tags_per_project: int = 500
     images_per_project: int = 100_000
+    #: Not a Custom Vision limit (Azure keeps 30 days of them, at most 10 stored predictions a
+    #: second): Loupe's bound on what one account's stored predictions take on disk.
+    stored_predictions_per_account: int = 1_000_000
 
 
 #: (limit attribute, Custom Vision error code, what is counted)

@@ -355,6 +355,10 @@ class MetadataServicer(pb_grpc.MetadataServiceServicer):
         return pb.DeleteImagesByHashResponse(deleted=self._core.images.delete_images_by_hash(
             request.project_id, list(request.sha256)))
 
+    def StoredPredictionQuota(self, request, context):
+        limit, stored = self._core.predictions.stored_prediction_quota(request.account_id)
+        return pb.StoredPredictionQuotaResponse(limit=limit, stored=stored)
+
     def ExpirePredictions(self, request, context):
         deleted, orphaned = self._core.predictions.expire_predictions(
             from_proto(request.before), request.limit

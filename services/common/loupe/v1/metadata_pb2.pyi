@@ -1083,6 +1083,20 @@ class ReferencedImagesResponse(_message.Message):
     sha256: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, sha256: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class StoredPredictionQuotaRequest(_message.Message):
+    __slots__ = ("account_id",)
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    def __init__(self, account_id: _Optional[str] = ...) -> None: ...
+
+class StoredPredictionQuotaResponse(_message.Message):
+    __slots__ = ("limit", "stored")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    stored: int
+    def __init__(self, limit: _Optional[int] = ..., stored: _Optional[int] = ...) -> None: ...
+
 class ImageHashesRequest(_message.Message):
     __slots__ = ("project_id",)
     PROJECT_ID_FIELD_NUMBER: _ClassVar[int]

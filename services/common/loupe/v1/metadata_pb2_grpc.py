@@ -224,6 +224,11 @@ class MetadataServiceStub:
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
                 response_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
                 _registered_method=True)
+        self.StoredPredictionQuota = channel.unary_unary(
+                '/loupe.v1.MetadataService/StoredPredictionQuota',
+                request_serializer=loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaRequest.SerializeToString,
+                response_deserializer=loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaResponse.FromString,
+                _registered_method=True)
         self.ExistingProjects = channel.unary_unary(
                 '/loupe.v1.MetadataService/ExistingProjects',
                 request_serializer=loupe_dot_v1_dot_metadata__pb2.ExistingProjectsRequest.SerializeToString,
@@ -539,6 +544,14 @@ class MetadataServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StoredPredictionQuota(self, request, context):
+        """The account's stored-prediction quota and how much of it is used (counted up to the
+        quota): the gateway refuses a classification that would store past it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ExistingProjects(self, request, context):
         """The orphan sweep (the gateway's reconciler): which of `project_ids` exist, in any account.
         """
@@ -769,6 +782,11 @@ def add_MetadataServiceServicer_to_server(servicer, server):
                     servicer.ExpirePredictions,
                     request_deserializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.FromString,
                     response_serializer=loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.SerializeToString,
+            ),
+            'StoredPredictionQuota': grpc.unary_unary_rpc_method_handler(
+                    servicer.StoredPredictionQuota,
+                    request_deserializer=loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaRequest.FromString,
+                    response_serializer=loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaResponse.SerializeToString,
             ),
             'ExistingProjects': grpc.unary_unary_rpc_method_handler(
                     servicer.ExistingProjects,
@@ -1822,6 +1840,33 @@ class MetadataService:
             '/loupe.v1.MetadataService/ExpirePredictions',
             loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsRequest.SerializeToString,
             loupe_dot_v1_dot_metadata__pb2.ExpirePredictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StoredPredictionQuota(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loupe.v1.MetadataService/StoredPredictionQuota',
+            loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaRequest.SerializeToString,
+            loupe_dot_v1_dot_metadata__pb2.StoredPredictionQuotaResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,6 +13,7 @@ from loupe_gateway.api import fetching
 from loupe_gateway.api.common import account
 from loupe_gateway.app import state
 from loupe_gateway.flows import tag_types
+from loupe_gateway.flows.prediction import admit_store
 
 bp = Blueprint("quicktest", __name__)
 
@@ -45,6 +46,8 @@ def _quick_test(by_url: bool):
     url = fetching.body_url() if by_url else ""
     image = b"" if by_url else fetching.request_image(limit, cfg.max_image_side)
     it = _iteration(project_id)
+    if store:
+        admit_store(state().backends, account())
     if by_url:  # fetched only once the iteration is known
         image = fetching.fetch_image(url, limit, cfg.max_image_side)
     backends = state().backends

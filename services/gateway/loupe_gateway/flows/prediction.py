@@ -17,6 +17,12 @@ def check_image(config: GatewayConfig, data: bytes) -> validation.ImageInfo:
                                   config.max_aspect_ratio)
 
 
+def admit_store(backends: Backends, account_id: str) -> None:
+    """Refuses a classification that would store past the account's stored-prediction quota
+    (BadRequest BadRequestExceededQuota; loupe_gateway/prediction_quota.py)."""
+    backends.stored_quota.admit(account_id)
+
+
 def classify(backends: Backends, account_id: str, project_id: str, published_name: str,
              image: bytes | Callable[[], bytes], store: bool, application: str = ""
              ) -> tuple[ppb.ClassifyResponse, dict[str, str]]:
@@ -30,8 +36,11 @@ def classify(backends: Backends, account_id: str, project_id: str, published_nam
         (the prediction, tag id -> tag type of the published iteration's tags).
     Raises:
         NotFound: no such project or publish name in the account.
+        BadRequest: BadRequestExceededQuota, `store` past the account's stored-prediction quota.
     """
     published = backends.get_published_iteration(account_id, project_id, published_name)
+    if store:
+        admit_store(backends, account_id)
     data = image() if callable(image) else image
     it = published.iteration
     result = backends.classify(

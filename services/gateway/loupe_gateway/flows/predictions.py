@@ -107,6 +107,7 @@ def delete(backends: Backends, account_id: str, project_id: str, ids: Sequence[s
     """Deletes stored predictions, then the image bytes no row refers to any more (a failure
     there is logged: the predictions are gone either way)."""
     orphaned = backends.delete_predictions(account_id, project_id, ids)
+    backends.stored_quota.forget(account_id)  # the quota they held is free at once
     if orphaned:
         try:
             backends.delete_image_data(project_id, orphaned,

@@ -25,6 +25,21 @@ MAX_PREDICTIONS = 1000
 class PredictionRepository(Repository):
     """Records, queries and deletes a project's stored predictions."""
 
+    def stored_prediction_quota(self, account_id: str) -> tuple[int, int]:
+        """(the account's stored-prediction quota, its stored predictions counted up to the
+        quota): the count reads at most `quota` index entries; no quota, no count."""
+        limit = self._db.quotas.stored_predictions_per_account
+        account = parse_uuid(account_id)
+        if not limit or account is None:
+            return limit, 0
+        with self._db.transaction() as cur:
+            row = cur.execute(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM predictions p"
+                " JOIN projects pr ON pr.id = p.project_id WHERE pr.account_id = %s LIMIT %s) t",
+                (account, limit),
+            ).fetchone()
+        return limit, row["n"]
+
     def record_prediction(self, prediction: pb.StoredPrediction) -> str:
         """Stores a prediction; returns its id. The iteration link is dropped if it is gone."""
         prediction_id = parse_uuid(prediction.id) or uuid.uuid4()
