@@ -106,6 +106,8 @@ env:
     value: {{ $v.quotas.tagsPerProject | quote }}
   - name: LOUPE_QUOTA_IMAGES_PER_PROJECT
     value: {{ $v.quotas.imagesPerProject | quote }}
+  - name: LOUPE_QUOTA_STORED_PREDICTIONS_PER_ACCOUNT
+    value: {{ $v.quotas.storedPredictionsPerAccount | int64 | quote }}
   {{- include "loupe.env.postgres" . | nindent 2 }}
   {{- include "loupe.env.internal" . | nindent 2 }}
   {{- include "loupe.env.healthPort" . | nindent 2 }}
